@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { isOssCallbackError } from './errors.js'
+import { loadConfig } from './server/config.js'
+import { serve } from './server/serve.js'
+
+const USAGE = `Usage: oss-callback <command>
+
+Commands:
+  serve    run the standalone callback receiver (configured by environment variables; see README)
+`
+
+/** Runs one command; returns the exit code, or undefined for a long-running server. */
+async function main (argv: string[]): Promise<number | undefined> {
+  const [command] = argv
+  switch (command) {
+    case 'serve': {
+      const config = loadConfig(process.env)
+      await serve(config)
+      return undefined
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE)
+      return command === undefined ? 1 : 0
+    default:
+      process.stderr.write(`oss-callback: unknown command ${JSON.stringify(command)}\n${USAGE}`)
+      return 1
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code !== undefined) process.exitCode = code
+}, (err: unknown) => {
+  const message = isOssCallbackError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err)
+  process.stderr.write(`oss-callback: ${message}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,114 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+
+/**
+ * The one registry of the errors oss-callback answers with or throws.
+ *
+ * Every code is `OSS_CB_ERR_*` and carries its HTTP status. Messages are fixed
+ * text: they never interpolate a header, a key, a signature or a body, so an
+ * error reply cannot echo what a caller sent. The README's error table is kept
+ * in sync with this list by a test.
+ *
+ * This module is a leaf: it imports nothing from the rest of `src/`, so the
+ * pure `protocol/` layer may throw these errors too.
+ */
+type Coded = FastifyErrorConstructor<{ code: string, statusCode: number }, [{ cause: unknown }?]>
+
+function define (code: string, statusCode: number, message: string): Coded {
+  return createError(code, message, statusCode) as Coded
+}
+
+export const errors = {
+  /** A required callback header (`authorization` or `x-oss-pub-key-url`) is absent or empty. */
+  MISSING_HEADER: define('OSS_CB_ERR_MISSING_HEADER', 400, 'A required OSS callback header is missing'),
+  /** A callback header came more than once. */
+  DUPLICATE_HEADER: define('OSS_CB_ERR_DUPLICATE_HEADER', 400, 'An OSS callback header was sent more than once'),
+  /** `authorization` or `x-oss-pub-key-url` is not strict, padded, standard base64. */
+  BAD_BASE64: define('OSS_CB_ERR_BAD_BASE64', 400, 'An OSS callback header is not valid base64'),
+  /** The request is malformed at the HTTP level (for example a wrong `Content-Length`). */
+  BAD_REQUEST: define('OSS_CB_ERR_BAD_REQUEST', 400, 'The request is malformed'),
+  /** The request target cannot be read as a path and query. */
+  BAD_REQUEST_TARGET: define('OSS_CB_ERR_BAD_REQUEST_TARGET', 400, 'The request target is not a valid path'),
+  /** The signature verified but the body does not parse for its content type. */
+  BODY_UNPARSEABLE: define('OSS_CB_ERR_BODY_UNPARSEABLE', 400, 'The verified callback body does not parse for its content type'),
+  /** The public key URL is not on the allowlist (or is not a canonical `/<name>.pem` URL). */
+  KEY_URL_NOT_ALLOWED: define('OSS_CB_ERR_KEY_URL_NOT_ALLOWED', 403, 'The public key URL is not allowed'),
+  /** The RSA signature does not match the string to sign. */
+  SIGNATURE_MISMATCH: define('OSS_CB_ERR_SIGNATURE_MISMATCH', 403, 'The callback signature does not verify'),
+  /** No callback route for this method and path. */
+  NOT_FOUND: define('OSS_CB_ERR_NOT_FOUND', 404, 'Not found'),
+  /** The callback path only takes POST. */
+  METHOD_NOT_ALLOWED: define('OSS_CB_ERR_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
+  /** The body is larger than the configured limit. */
+  BODY_TOO_LARGE: define('OSS_CB_ERR_BODY_TOO_LARGE', 413, 'The callback body is too large'),
+  /** The content type is neither `application/x-www-form-urlencoded` nor `application/json`. */
+  UNSUPPORTED_MEDIA_TYPE: define('OSS_CB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'The callback content type is not supported'),
+  /** The handler threw or rejected. */
+  HANDLER_FAILED: define('OSS_CB_ERR_HANDLER_FAILED', 500, 'The callback handler failed'),
+  /** The handler's reply cannot be sent to OSS (not JSON-serialisable, or over 1 MB). */
+  REPLY_INVALID: define('OSS_CB_ERR_REPLY_INVALID', 500, 'The callback reply is not valid for OSS'),
+  /** An unexpected internal error. */
+  INTERNAL: define('OSS_CB_ERR_INTERNAL', 500, 'Internal error'),
+  /** The public key could not be fetched (network error, non-200, redirect, over the size cap). */
+  KEY_FETCH_FAILED: define('OSS_CB_ERR_KEY_FETCH_FAILED', 502, 'The public key could not be fetched'),
+  /** The fetched public key is not a PEM RSA public key. */
+  KEY_INVALID: define('OSS_CB_ERR_KEY_INVALID', 502, 'The public key is not a valid RSA public key'),
+  /** A recent fetch of this key URL failed; the next attempt waits out a back-off. */
+  KEY_FETCH_BACKOFF: define('OSS_CB_ERR_KEY_FETCH_BACKOFF', 503, 'The public key is temporarily unavailable'),
+  /** The receiver is shutting down or has not passed its self-test. */
+  NOT_READY: define('OSS_CB_ERR_NOT_READY', 503, 'The receiver is not ready'),
+  /** The key fetch did not finish within its timeout (or the time left). */
+  KEY_FETCH_TIMEOUT: define('OSS_CB_ERR_KEY_FETCH_TIMEOUT', 504, 'The public key fetch timed out'),
+  /** The callback's deadline passed before a reply was ready. */
+  DEADLINE_EXCEEDED: define('OSS_CB_ERR_DEADLINE_EXCEEDED', 504, 'The callback deadline was exceeded'),
+  /** An option or environment variable has a bad value (thrown at start-up, never answered). */
+  INVALID_OPTION: createError('OSS_CB_ERR_INVALID_OPTION', 'Invalid option: %s', 500) as FastifyErrorConstructor<{ code: string, statusCode: number }, [string]>,
+  /** Neither node:crypto nor the node-forge fallback verified the known OSS callback at start-up. */
+  SELF_TEST_FAILED: define('OSS_CB_ERR_SELF_TEST_FAILED', 500, 'The start-up self-test failed')
+} as const
+
+export type OssCallbackErrorName = keyof typeof errors
+
+/** An error from the registry: it has a stable `code` and an HTTP `statusCode`. */
+export interface OssCallbackError extends Error {
+  code: string
+  statusCode: number
+  /** Why, for the log only: a fixed phrase chosen by the code, never caller input. */
+  reason?: string
+}
+
+/** A start-up error for a bad option or environment value; `message` says which and why. */
+export function invalidOption (message: string): OssCallbackError {
+  return new errors.INVALID_OPTION(message)
+}
+
+/** Creates the registry error `name`, with a reason for the log (never sent to the caller). */
+export function ossError (name: Exclude<OssCallbackErrorName, 'INVALID_OPTION'>, reason?: string, cause?: unknown): OssCallbackError {
+  const E = errors[name]
+  const err: OssCallbackError = cause === undefined ? new E() : new E({ cause })
+  if (reason !== undefined) err.reason = reason
+  return err
+}
+
+const registeredCodes = new Set<string>(Object.values(errors).map((E) => new E().code))
+
+/** True when `err` is one of oss-callback's coded errors. */
+export function isOssCallbackError (err: unknown): err is OssCallbackError {
+  const code = (err as { code?: unknown } | null)?.code
+  return err instanceof Error && typeof code === 'string' && registeredCodes.has(code)
+}
+
+/** Every registered error as `{ code, statusCode }`, in registry order. */
+export function listErrorCodes (): Array<{ code: string, statusCode: number, message: string }> {
+  return Object.values(errors).map((E) => {
+    const e = new (E as new (arg?: string) => OssCallbackError)('')
+    return { code: e.code, statusCode: e.statusCode, message: e.message }
+  })
+}
+
+/** The JSON body of an error reply. */
+export interface ErrorReply {
+  statusCode: number
+  code: string
+  error: string
+  message: string
+}

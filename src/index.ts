@@ -1,0 +1,19 @@
+export { errors, isOssCallbackError, listErrorCodes, type ErrorReply, type OssCallbackError, type OssCallbackErrorName } from './errors.js'
+export { decodeStrictBase64 } from './protocol/base64.js'
+export { buildStringToSign, percentDecodePath, splitRequestTarget, type SignedTarget } from './protocol/string-to-sign.js'
+export { parsePublicKeyPem, signCallback, verifyWithNodeCrypto } from './protocol/signature.js'
+export { checkKeyUrl, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from './protocol/key-url.js'
+export {
+  bodyTypeOf, parseCallbackBody, SYSTEM_VARIABLES,
+  type CallbackBodyType, type CallbackSystemFields, type ParsedCallbackBody, type SystemVariableName
+} from './protocol/body.js'
+export { KeyProvider, type FetchLike, type KeyLookup, type KeyProviderOptions, type KeyProviderStats, type KeySource } from './keys/provider.js'
+export { OSS_CALLBACK_PUBLIC_KEY_V1_PEM, OSS_CALLBACK_PUBLIC_KEY_V1_URLS } from './keys/pinned.js'
+export {
+  createCallbackVerifier, verifyCallback,
+  type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
+} from './receiver/verify.js'
+export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
+export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
+export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
+export { loadConfig, type ServerConfig } from './server/config.js'

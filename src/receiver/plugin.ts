@@ -1,0 +1,186 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import { invalidOption, isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
+import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
+import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified callback, set by the oss-callback plugin on its route before the handler runs. */
+    ossCallback: VerifiedCallback | null
+  }
+}
+
+/** What a handler gets besides the callback. */
+export interface CallbackContext {
+  /** The Fastify request. */
+  request: FastifyRequest
+  /** Aborted when the callback's deadline passes: pass it to database calls and fetches. */
+  signal: AbortSignal
+  /** Milliseconds left before the deadline, when the handler was called. */
+  remainingMs: number
+}
+
+/**
+ * Handles one verified callback. Its return value is sent to OSS as JSON, and OSS
+ * relays it to the uploader. `undefined` sends `{"Status":"OK"}`.
+ */
+export type CallbackHandler = (callback: VerifiedCallback, context: CallbackContext) => unknown
+
+/** Options of the oss-callback Fastify plugin. */
+export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
+  /** Route path OSS posts to. Default: `/oss/callback`. */
+  path?: string
+  /** Handles verified callbacks. Default: answers `{"Status":"OK"}`. */
+  handler?: CallbackHandler
+  /** Time from a callback's arrival to its reply, in ms; OSS gives up at 5000. Default: 4500. */
+  deadlineMs?: number
+  /** Largest callback body accepted, in bytes. Default: 65536. */
+  bodyLimitBytes?: number
+  /** A verifier to share (its options then come from it). Default: one built from these options. */
+  verifier?: CallbackVerifier
+  /**
+   * Called for every callback refused or failed, after the error reply is chosen.
+   * Useful for metrics. Must not throw.
+   */
+  onFailure?: (error: OssCallbackError, request: FastifyRequest) => void
+}
+
+/** OSS refuses callback replies over 1 MB; stay under it. */
+export const MAX_REPLY_BYTES = 1_000_000
+const DEFAULT_REPLY: Buffer = Buffer.from('{"Status":"OK"}')
+
+function checkPositive (name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw invalidOption(`${name} must be a whole number from 1 to ${max}, got ${String(value)}`)
+  }
+  return value
+}
+
+/** The JSON error reply for a coded error. */
+export function errorReplyOf (err: OssCallbackError): ErrorReply {
+  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
+}
+
+/** Maps Fastify's own body errors into the registry; anything unknown becomes `OSS_CB_ERR_INTERNAL`. */
+export function toOssError (err: FastifyError | Error): OssCallbackError {
+  if (isOssCallbackError(err)) return err
+  switch ((err as FastifyError).code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return ossError('BODY_TOO_LARGE', 'body over the limit')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+    case 'FST_ERR_CTP_EMPTY_TYPE': return ossError('UNSUPPORTED_MEDIA_TYPE', 'content type is not form or JSON')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return ossError('BAD_REQUEST', 'content-length does not match the body')
+  }
+  const status = (err as FastifyError).statusCode
+  if (status === 408 || (err as NodeJS.ErrnoException).code === 'ECONNRESET') return ossError('BAD_REQUEST', 'request aborted', err)
+  if (typeof status === 'number' && status >= 400 && status < 500) return ossError('BAD_REQUEST', 'malformed request', err)
+  return ossError('INTERNAL', 'unexpected error', err)
+}
+
+/** Sends a coded error as `{statusCode, code, error, message}`. */
+export function sendError (reply: FastifyReply, err: OssCallbackError): FastifyReply {
+  const body = Buffer.from(JSON.stringify(errorReplyOf(err)))
+  return reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8').header('content-length', body.length).send(body)
+}
+
+function serialiseReply (value: unknown): Buffer {
+  if (value === undefined) return DEFAULT_REPLY
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (cause) {
+    throw ossError('REPLY_INVALID', 'handler reply is not JSON-serialisable', cause)
+  }
+  if (text === undefined) throw ossError('REPLY_INVALID', 'handler reply is not JSON-serialisable')
+  const bytes = Buffer.from(text)
+  if (bytes.length > MAX_REPLY_BYTES) throw ossError('REPLY_INVALID', 'handler reply over 1 MB')
+  return bytes
+}
+
+async function runHandler (handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number): Promise<unknown> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      controller.abort(ossError('DEADLINE_EXCEEDED', 'handler did not finish before the deadline'))
+      reject(controller.signal.reason as Error)
+    }, remainingMs)
+  })
+  try {
+    const result = handler(callback, { request, signal: controller.signal, remainingMs })
+    if (!(result instanceof Promise)) return result
+    return await Promise.race([result, expired])
+  } catch (err) {
+    if (isOssCallbackError(err) && err.code === 'OSS_CB_ERR_DEADLINE_EXCEEDED') throw err
+    throw ossError('HANDLER_FAILED', 'handler threw', err)
+  } finally {
+    clearTimeout(timer)
+    // A rejected `expired` nobody awaits must not become an unhandled rejection.
+    expired.catch(() => {})
+  }
+}
+
+/**
+ * The oss-callback Fastify plugin. Register it without `fastify-plugin`: its
+ * raw-body content-type parsers, body limit and error handler stay inside it and
+ * do not change how the host app parses its own routes.
+ *
+ * ```ts
+ * app.register(ossCallback, { path: '/oss/callback', handler: async (cb) => ({ ok: true, key: cb.system.object }) })
+ * ```
+ */
+export async function ossCallback (fastify: FastifyInstance, options: OssCallbackPluginOptions): Promise<void> {
+  const path = options.path ?? '/oss/callback'
+  if (!path.startsWith('/')) throw invalidOption(`path must start with /, got ${JSON.stringify(path)}`)
+  const deadlineMs = checkPositive('deadlineMs', options.deadlineMs, 4500, 60_000)
+  const bodyLimit = checkPositive('bodyLimitBytes', options.bodyLimitBytes, 64 * 1024, 64 * 1024 * 1024)
+  const verifier = options.verifier ?? createCallbackVerifier(options)
+  const handler = options.handler
+  const onFailure = options.onFailure
+
+  fastify.decorateRequest('ossCallback', null)
+  fastify.removeAllContentTypeParsers()
+  // Keep the bytes: the signature covers the body exactly as sent.
+  fastify.addContentTypeParser([FORM_CONTENT_TYPE, JSON_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
+    done(null, body)
+  })
+
+  fastify.setErrorHandler((error: FastifyError, request, reply) => {
+    const err = toOssError(error)
+    if (err.statusCode >= 500) {
+      request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: request.headers['x-oss-request-id'] }, 'callback failed')
+    } else {
+      request.log.warn({ code: err.code, reason: err.reason, ossRequestId: request.headers['x-oss-request-id'] }, 'callback refused')
+    }
+    if (onFailure !== undefined) onFailure(err, request)
+    return sendError(reply, err)
+  })
+
+  fastify.route({
+    method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    url: path,
+    handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
+  })
+
+  fastify.post(path, async (request, reply) => {
+    const timeoutMs = deadlineMs - reply.elapsedTime
+    if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
+    const callback = await verifier.verify({
+      url: request.url,
+      headers: request.headers,
+      rawHeaders: request.raw.rawHeaders,
+      body: (request.body as Buffer | undefined) ?? Buffer.alloc(0)
+    }, { timeoutMs })
+    request.ossCallback = callback
+    let payload: Buffer = DEFAULT_REPLY
+    if (handler !== undefined) {
+      const left = deadlineMs - reply.elapsedTime
+      if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
+      payload = serialiseReply(await runHandler(handler, callback, request, left))
+    }
+    request.log.debug({ ossRequestId: callback.requestId, keySource: callback.keySource }, 'callback verified')
+    return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
+  })
+}

@@ -1,0 +1,95 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { KeyProviderOptions } from '../keys/provider.js'
+import { KeyProvider } from '../keys/provider.js'
+import { ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
+import type { SignatureVerifier } from '../receiver/signature-verifier.js'
+import { createCallbackVerifier } from '../receiver/verify.js'
+import { ossError } from '../errors.js'
+import type { ServerConfig } from './config.js'
+
+/** Things tests and embedders inject into {@link buildApp}. */
+export interface AppDependencies {
+  /** A pino logger to use instead of one built from `config.logLevel`. */
+  logger?: FastifyBaseLogger
+  /** Key provider settings (fetch, clock, cache) besides the configured timeout. */
+  keys?: Omit<KeyProviderOptions, 'fetchTimeoutMs'>
+  /** Replace the signature check (tests of the node-forge fallback). */
+  nativeSignatureVerifier?: SignatureVerifier
+  /** Handle verified callbacks. Default: `{"Status":"OK", ...system fields}`. */
+  handler?: CallbackHandler
+}
+
+/** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
+export const SERVER_TIMEOUTS = Object.freeze({
+  /** Whole request, headers and body. */
+  requestTimeoutMs: 10_000,
+  /** Headers alone. */
+  headersTimeoutMs: 5_000,
+  /** An idle socket. */
+  connectionTimeoutMs: 30_000,
+  /** An idle keep-alive connection between requests. */
+  keepAliveTimeoutMs: 5_000
+})
+
+/** The default handler of the standalone server. */
+export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ...callback.system })
+
+/**
+ * Builds the standalone receiver. It never listens: `serve` does, and tests use
+ * `app.inject` or `app.listen({ port: 0 })`. Throws a coded error when the
+ * configuration is invalid or the self-test fails.
+ */
+export async function buildApp (config: ServerConfig, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const keys = new KeyProvider({ ...deps.keys, fetchTimeoutMs: config.keyFetchTimeoutMs })
+  const verifier = createCallbackVerifier({
+    keyOrigins: config.keyOrigins,
+    publicPath: config.publicPath,
+    keys,
+    nativeSignatureVerifier: deps.nativeSignatureVerifier
+  })
+
+  const app = Fastify({
+    ...(deps.logger === undefined ? { logger: { level: config.logLevel } } : { loggerInstance: deps.logger }),
+    // One log line per refused callback comes from the plugin; none on success at info.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
+    connectionTimeout: SERVER_TIMEOUTS.connectionTimeoutMs,
+    keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
+    return503OnClosing: true,
+    bodyLimit: config.bodyLimitBytes
+  })
+  app.server.headersTimeout = SERVER_TIMEOUTS.headersTimeoutMs
+
+  if (verifier.verifierName === 'node-forge') {
+    app.log.warn('OpenSSL refused RSA-MD5 in the start-up self-test: verifying with node-forge instead')
+  } else {
+    app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
+  }
+
+  let ready = false
+  let closing = false
+  app.addHook('onReady', async () => { ready = true })
+  app.addHook('preClose', async () => { closing = true })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
+    return { status: 'ready', verifier: verifier.verifierName }
+  })
+
+  app.setNotFoundHandler((_request, reply) => sendError(reply, ossError('NOT_FOUND', 'no such route')))
+  app.setErrorHandler((error, request, reply) => {
+    const err = toOssError(error as Error)
+    if (err.statusCode >= 500) request.log.error({ code: err.code, err: error }, 'request failed')
+    return sendError(reply, err)
+  })
+
+  await app.register(ossCallback, {
+    path: config.path,
+    verifier,
+    deadlineMs: config.deadlineMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+    handler: deps.handler ?? defaultHandler
+  })
+  return app
+}
