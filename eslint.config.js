@@ -19,5 +19,12 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked
+  },
+  {
+    // The benchmark is plain ESM run by Node against dist/.
+    files: ['bench/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(['process', 'Buffer', 'URL', 'fetch', 'Response', 'performance', 'setTimeout', 'clearTimeout', 'console'].map((n) => [n, 'readonly']))
+    }
   }
 )
