@@ -79,7 +79,9 @@ export function bodyTypeOf (contentType: string | undefined): CallbackBodyType |
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function decodeFormComponent (s: string): string {
-  return decodeURIComponent(s.includes('+') ? s.replaceAll('+', ' ') : s)
+  const spaced = s.includes('+') ? s.replaceAll('+', ' ') : s
+  // decodeURIComponent changes (or refuses) only %-escapes; most names and values have none.
+  return spaced.includes('%') ? decodeURIComponent(spaced) : spaced
 }
 
 /** Parses `a=1&b=2`; a space may come as `+` or `%20`. The first of repeated names wins. */
