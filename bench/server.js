@@ -37,11 +37,20 @@ async function startFastify () {
   } else {
     verifier = createCallbackVerifier({
       keyOrigins: [keyOrigin],
-      ...(scenario === 'plugin-forge' ? { signatureVerifier: createForgeVerifier() } : {})
+      ...(scenario === 'plugin-forge' ? { signatureVerifier: createForgeVerifier() } : {}),
+      // Diagnostic: everything but the RSA check.
+      ...(scenario === 'plugin-no-rsa' ? { signatureVerifier: () => true } : {})
     })
+    if (scenario === 'plugin-no-verify') {
+      // Diagnostic: the plugin's own cost, around a verifier that hands back a callback it verified once.
+      const real = verifier
+      let verified
+      verifier = { ...real, verify: async (request, options) => (verified ??= await real.verify(request, options)) }
+    }
     await app.register(ossCallback, { path: CALLBACK_PATH, verifier, handler: () => ({}) })
   }
   await app.listen({ port: 0, host: '127.0.0.1', backlog: 2048 })
+  httpServer = app.server
   close = () => app.close()
   return app.server.address().port
 }
@@ -81,18 +90,22 @@ function startNaive () {
       }
     })
   })
+  httpServer = server
   close = () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) })
   return new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, () => resolve(server.address().port)))
 }
 
+let connections = 0
+let httpServer
 const port = scenario === 'naive' ? await startNaive() : await startFastify()
+httpServer.on('connection', () => { connections++ })
 process.send({ type: 'ready', port })
 
 process.on('message', async (m) => {
   if (m.type === 'stats') {
     const mem = process.memoryUsage()
     const cpu = process.cpuUsage()
-    process.send({ type: 'stats', rss: mem.rss, heapUsed: mem.heapUsed, cpuUs: cpu.user + cpu.system, keys: verifier === undefined ? null : { ...verifier.keys.stats } })
+    process.send({ type: 'stats', rss: mem.rss, heapUsed: mem.heapUsed, cpuUs: cpu.user + cpu.system, connections, keys: verifier === undefined ? null : { ...verifier.keys.stats } })
   }
   if (m.type === 'stop') {
     await close()
