@@ -114,8 +114,11 @@ export class KeyProvider {
     return this.pinned.has(url)
   }
 
-  /** The key for `url` (pinned, cached or fetched once). Throws a coded key error. */
-  async get (url: string, options: KeyGetOptions = {}): Promise<KeyLookup> {
+  /**
+   * The key for `url` when it is pinned or freshly cached, without waiting (counted as a hit);
+   * `undefined` when only {@link KeyProvider.get} can supply it.
+   */
+  getCached (url: string): KeyLookup | undefined {
     const pinned = this.pinned.get(url)
     if (pinned !== undefined) {
       this.stats.pinnedHits++
@@ -132,6 +135,13 @@ export class KeyProvider {
       }
       this.cache.delete(url)
     }
+    return undefined
+  }
+
+  /** The key for `url` (pinned, cached or fetched once). Throws a coded key error. */
+  async get (url: string, options: KeyGetOptions = {}): Promise<KeyLookup> {
+    const hit = this.getCached(url)
+    if (hit !== undefined) return hit
     this.stats.cacheMisses++
     const fetched = await this.load(url, options.timeoutMs)
     return { key: fetched.key, source: 'fetch' }
