@@ -1,5 +1,6 @@
 // `npm run build && node bench/inproc.js [ROUNDS]`: CPU µs per callback in one process, no sockets.
-// Scenario (b) and (c) through `app.inject`, and the framework-free `verifier.verify()`, interleaved
+// Scenarios (b), (c) and the c-no-verify diagnostic through `app.inject`, and the framework-free
+// `verifier.verify()`, interleaved
 // round by round and reported as medians: steadier than HTTP runs when other processes share the
 // cores, so this is the tool to compare a change before and after. Not a substitute for `npm run bench`.
 import { generateKeyPairSync } from 'node:crypto'
@@ -26,7 +27,12 @@ const pluginApp = fastify()
 // The key comes through the provider's cache, as in the HTTP scenario (c), from a fetch that never leaves the process.
 const verifier = createCallbackVerifier({ keyOrigins: [keyOrigin], keys: { fetch: async () => new Response(pem) } })
 await pluginApp.register(ossCallback, { path: CALLBACK_PATH, verifier, handler: () => ({}) })
-await Promise.all([parseApp.ready(), pluginApp.ready()])
+// The plugin around a verifier that hands back a ready result: the plugin's own cost.
+const stubApp = fastify()
+let ready
+const stub = { ...verifier, verify: async (req, options) => (ready ??= await verifier.verify(req, options)) }
+await stubApp.register(ossCallback, { path: CALLBACK_PATH, verifier: stub, handler: () => ({}) })
+await Promise.all([parseApp.ready(), pluginApp.ready(), stubApp.ready()])
 
 const injectOptions = { method: 'POST', url: callback.path, headers: callback.headers, payload: callback.body }
 const request = { url: callback.path, headers: callback.headers, body: CALLBACK_BODY }
@@ -41,7 +47,7 @@ const inject = (app) => async () => {
   const res = await app.inject(injectOptions)
   if (res.statusCode !== 200 || res.body !== '{}') throw new Error(`unexpected reply ${res.statusCode} ${res.body}`)
 }
-const cases = { b: inject(parseApp), c: inject(pluginApp), verify: () => verifier.verify(request) }
+const cases = { b: inject(parseApp), c: inject(pluginApp), 'c-no-verify': inject(stubApp), verify: () => verifier.verify(request) }
 const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]))
 for (const fn of Object.values(cases)) await cpuPerCall(fn)
 for (let r = 0; r < rounds; r++) {

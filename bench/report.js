@@ -10,7 +10,8 @@ export function targets (r) {
   ratio('c/d', 3)
   ratio('c/e', 3)
   if (r.coldBurst !== null) rows.push({ what: 'cold burst key fetches', target: '= 1', value: r.coldBurst.keyFetches, met: r.coldBurst.keyFetches === 1 })
-  if (r.memory !== null) rows.push({ what: `RSS growth from ${fmt(r.memory.firstCallbacks)} to ${fmt(r.memory.callbacks)} callbacks`, target: '<= 10 %', value: `${r.memory.growthAfterFirstPct} %`, met: r.memory.growthAfterFirstPct <= 10 })
+  // The quick run's few thousand callbacks are still warm-up: the memory target applies to the full run.
+  if (r.memory !== null) rows.push({ what: `RSS growth from ${fmt(r.memory.firstCallbacks)} to ${fmt(r.memory.callbacks)} callbacks`, target: '<= 10 %', value: `${r.memory.growthAfterFirstPct} %`, met: r.kind === 'quick' ? null : r.memory.growthAfterFirstPct <= 10 })
   return rows
 }
 
