@@ -84,16 +84,29 @@ function decodeFormComponent (s: string): string {
   return spaced.includes('%') ? decodeURIComponent(spaced) : spaced
 }
 
-/** Parses `a=1&b=2`; a space may come as `+` or `%20`. The first of repeated names wins. */
-function parseForm (text: string): Record<string, unknown> {
+/**
+ * Parses `a=1&b=2`; a space may come as `+` or `%20`. The first of repeated names wins (a later
+ * one must still decode). Custom variables (`x:` names; form values are all strings) are collected
+ * into `vars` on the way, in the order they first appear, which saves a second pass over the fields.
+ */
+function parseForm (text: string, vars: Record<string, string>): Record<string, unknown> {
   const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>
-  if (text.length === 0) return fields
-  for (const part of text.split('&')) {
-    if (part.length === 0) continue
-    const eq = part.indexOf('=')
-    const name = decodeFormComponent(eq === -1 ? part : part.slice(0, eq))
-    const value = eq === -1 ? '' : decodeFormComponent(part.slice(eq + 1))
-    if (!(name in fields)) fields[name] = value
+  const end = text.length
+  let start = 0
+  while (start < end) {
+    let stop = text.indexOf('&', start)
+    if (stop === -1) stop = end
+    if (stop > start) {
+      const eq = text.indexOf('=', start)
+      const hasValue = eq !== -1 && eq < stop
+      const name = decodeFormComponent(text.slice(start, hasValue ? eq : stop))
+      const value = hasValue ? decodeFormComponent(text.slice(eq + 1, stop)) : ''
+      if (!(name in fields)) {
+        fields[name] = value
+        if (name.startsWith('x:')) vars[name] = value
+      }
+    }
+    start = stop + 1
   }
   return fields
 }
@@ -170,11 +183,17 @@ function readVars (fields: Record<string, unknown>): Record<string, string> {
  */
 export function parseCallbackBody (raw: Uint8Array, type: CallbackBodyType): ParsedCallbackBody {
   let fields: Record<string, unknown>
+  let vars: Record<string, string> | undefined
   try {
     const text = utf8.decode(raw)
-    fields = type === 'form' ? parseForm(text) : parseJson(text)
+    if (type === 'form') {
+      vars = Object.create(null) as Record<string, string>
+      fields = parseForm(text, vars)
+    } else {
+      fields = parseJson(text)
+    }
   } catch (cause) {
     throw ossError('BODY_UNPARSEABLE', `body is not valid ${type === 'form' ? 'urlencoded' : 'JSON object'}`, cause)
   }
-  return { type, fields, system: readSystem(fields), vars: readVars(fields) }
+  return { type, fields, system: readSystem(fields), vars: vars ?? readVars(fields) }
 }

@@ -29,7 +29,20 @@ describe('urlencoded callback bodies', () => {
     expect({ ...fields }).toEqual({ bucket: 'b', object: 'photos/a b.jpg', 'x:tag': "ok~!*()'", size: '42' })
   })
 
+  it('collects x: variables in order of first appearance, first value winning, as strings', () => {
+    const parsed = parseCallbackBody(Buffer.from('x%3Ab=2&bucket=b&x:a=1&x:b=3&y:c=4&x:=5&x%3Aempty=&&x:flag'), 'form')
+    expect(Object.entries(parsed.vars)).toEqual([['x:b', '2'], ['x:a', '1'], ['x:', '5'], ['x:empty', ''], ['x:flag', '']])
+    expect(Object.getPrototypeOf(parsed.vars)).toBeNull()
+    expect(Object.keys(parsed.fields)).toEqual(['x:b', 'bucket', 'x:a', 'y:c', 'x:', 'x:empty', 'x:flag'])
+  })
+
+  it('reads x: variables of JSON bodies from their top-level fields', () => {
+    const parsed = parseCallbackBody(Buffer.from('{"x:n":7,"x:s":"v","x:t":true,"x:o":{"a":1},"bucket":"b"}'), 'json')
+    expect({ ...parsed.vars }).toEqual({ 'x:n': '7', 'x:s': 'v', 'x:t': 'true' })
+  })
+
   it.each([
+    ['a malformed escape in a repeated name\'s value', 'bucket=b&bucket=%zz'],
     ['a malformed escape in a value', 'bucket=%E0%A4%A'],
     ['a malformed escape in a name', '%zz=1'],
     ['an escape that is not UTF-8', 'object=%FF'],
