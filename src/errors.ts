@@ -56,6 +56,10 @@ export const errors = {
   KEY_FETCH_BACKOFF: define('OSS_CB_ERR_KEY_FETCH_BACKOFF', 503, 'The public key is temporarily unavailable'),
   /** The receiver is shutting down or has not passed its self-test. */
   NOT_READY: define('OSS_CB_ERR_NOT_READY', 503, 'The receiver is not ready'),
+  /** Forward mode: the upstream app is unreachable, or answered neither 200 with JSON (at most 1 MB) nor 204. */
+  FORWARD_FAILED: define('OSS_CB_ERR_FORWARD_FAILED', 502, 'The upstream application did not accept the callback'),
+  /** Forward mode: the upstream app did not answer within the forward timeout (or the time left). */
+  FORWARD_TIMEOUT: define('OSS_CB_ERR_FORWARD_TIMEOUT', 504, 'The upstream application did not answer in time'),
   /** The key fetch did not finish within its timeout (or the time left). */
   KEY_FETCH_TIMEOUT: define('OSS_CB_ERR_KEY_FETCH_TIMEOUT', 504, 'The public key fetch timed out'),
   /** The callback's deadline passed before a reply was ready. */

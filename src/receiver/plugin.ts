@@ -19,11 +19,15 @@ export interface CallbackContext {
   signal: AbortSignal
   /** Milliseconds left before the deadline, when the handler was called. */
   remainingMs: number
+  /** When the callback arrived, in ms since the epoch. */
+  receivedAt: number
 }
 
 /**
  * Handles one verified callback. Its return value is sent to OSS as JSON, and OSS
- * relays it to the uploader. `undefined` sends `{"Status":"OK"}`.
+ * relays it to the uploader. `undefined` sends `{"Status":"OK"}`; a {@link RawJsonReply}
+ * is sent byte for byte. A thrown registry error (such as `OSS_CB_ERR_FORWARD_FAILED`)
+ * is answered with its own code; anything else thrown becomes `OSS_CB_ERR_HANDLER_FAILED`.
  */
 export type CallbackHandler = (callback: VerifiedCallback, context: CallbackContext) => unknown
 
@@ -44,11 +48,42 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
    * Useful for metrics. Must not throw.
    */
   onFailure?: (error: OssCallbackError, request: FastifyRequest) => void
+  /** Called for every callback answered 200, just before the reply is sent. Useful for metrics. Must not throw. */
+  onSuccess?: (callback: VerifiedCallback, request: FastifyRequest) => void
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
 export const MAX_REPLY_BYTES = 1_000_000
 const DEFAULT_REPLY: Buffer = Buffer.from('{"Status":"OK"}')
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * A reply that is already JSON bytes (for example an upstream app's answer in
+ * forward mode), sent to OSS unchanged instead of being serialised again.
+ * Create it with {@link RawJsonReply.from}, which checks what OSS checks.
+ */
+export class RawJsonReply {
+  /** The exact bytes to send. */
+  readonly bytes: Buffer
+  private constructor (bytes: Buffer) { this.bytes = bytes }
+
+  /**
+   * Wraps `bytes` after checking them: at most {@link MAX_REPLY_BYTES}, UTF-8 without
+   * a byte-order mark (OSS refuses one), and parseable JSON. Throws `OSS_CB_ERR_REPLY_INVALID`.
+   */
+  static from (bytes: Buffer): RawJsonReply {
+    if (bytes.length > MAX_REPLY_BYTES) throw ossError('REPLY_INVALID', 'raw reply over 1 MB')
+    let text: string
+    try {
+      text = utf8.decode(bytes)
+      if (text.charCodeAt(0) === 0xfeff) throw new Error('byte-order mark')
+      JSON.parse(text)
+    } catch (cause) {
+      throw ossError('REPLY_INVALID', 'raw reply is not JSON', cause)
+    }
+    return new RawJsonReply(bytes)
+  }
+}
 
 function checkPositive (name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback
@@ -87,6 +122,7 @@ export function sendError (reply: FastifyReply, err: OssCallbackError): FastifyR
 
 function serialiseReply (value: unknown): Buffer {
   if (value === undefined) return DEFAULT_REPLY
+  if (value instanceof RawJsonReply) return value.bytes
   let text: string | undefined
   try {
     text = JSON.stringify(value)
@@ -99,7 +135,7 @@ function serialiseReply (value: unknown): Buffer {
   return bytes
 }
 
-async function runHandler (handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number): Promise<unknown> {
+async function runHandler (handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number, receivedAt: number): Promise<unknown> {
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_resolve, reject) => {
@@ -109,11 +145,11 @@ async function runHandler (handler: CallbackHandler, callback: VerifiedCallback,
     }, remainingMs)
   })
   try {
-    const result = handler(callback, { request, signal: controller.signal, remainingMs })
+    const result = handler(callback, { request, signal: controller.signal, remainingMs, receivedAt })
     if (!(result instanceof Promise)) return result
     return await Promise.race([result, expired])
   } catch (err) {
-    if (isOssCallbackError(err) && err.code === 'OSS_CB_ERR_DEADLINE_EXCEEDED') throw err
+    if (isOssCallbackError(err)) throw err
     throw ossError('HANDLER_FAILED', 'handler threw', err)
   } finally {
     clearTimeout(timer)
@@ -139,6 +175,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const verifier = options.verifier ?? createCallbackVerifier(options)
   const handler = options.handler
   const onFailure = options.onFailure
+  const onSuccess = options.onSuccess
 
   fastify.decorateRequest('ossCallback', null)
   fastify.removeAllContentTypeParsers()
@@ -178,9 +215,10 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     if (handler !== undefined) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      payload = serialiseReply(await runHandler(handler, callback, request, left))
+      payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime))
     }
     request.log.debug({ ossRequestId: callback.requestId, keySource: callback.keySource }, 'callback verified')
+    if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
   })
 }

@@ -3,9 +3,11 @@ import type { KeyProviderOptions } from '../keys/provider.js'
 import { KeyProvider } from '../keys/provider.js'
 import { ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
-import { createCallbackVerifier } from '../receiver/verify.js'
+import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
 import { ossError } from '../errors.js'
 import type { ServerConfig } from './config.js'
+import { createForwarder } from './forward.js'
+import { createServerMetrics } from './metrics.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
 export interface AppDependencies {
@@ -15,8 +17,13 @@ export interface AppDependencies {
   keys?: Omit<KeyProviderOptions, 'fetchTimeoutMs'>
   /** Replace the signature check (tests of the node-forge fallback). */
   nativeSignatureVerifier?: SignatureVerifier
-  /** Handle verified callbacks. Default: `{"Status":"OK", ...system fields}`. */
+  /**
+   * Handle verified callbacks. Default: forward mode when `config.forwardUrl` is set,
+   * otherwise `{"Status":"OK", ...system fields}`.
+   */
   handler?: CallbackHandler
+  /** Forward mode's clock for `webhook-timestamp` and its `webhook-id` maker (tests). */
+  forward?: { now?: () => number, messageId?: () => string }
 }
 
 /** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
@@ -32,7 +39,7 @@ export const SERVER_TIMEOUTS = Object.freeze({
 })
 
 /** The default handler of the standalone server. */
-export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ...callback.system })
+export const defaultHandler = (callback: VerifiedCallback): Record<string, unknown> => ({ Status: 'OK', ...callback.system })
 
 /**
  * Builds the standalone receiver. It never listens: `serve` does, and tests use
@@ -48,6 +55,19 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     nativeSignatureVerifier: deps.nativeSignatureVerifier
   })
 
+  const forwarder = config.forwardUrl === undefined || deps.handler !== undefined
+    ? undefined
+    : createForwarder({
+      url: config.forwardUrl,
+      secret: config.forwardSecret ?? '',
+      timeoutMs: config.forwardTimeoutMs,
+      maxSockets: config.forwardMaxSockets,
+      noContentReply: defaultHandler,
+      now: deps.forward?.now,
+      messageId: deps.forward?.messageId,
+      onOutcome: (outcome, seconds) => metrics.forwardFinished(outcome, seconds)
+    })
+
   const app = Fastify({
     ...(deps.logger === undefined ? { logger: { level: config.logLevel } } : { loggerInstance: deps.logger }),
     // One log line per refused callback comes from the plugin; none on success at info.
@@ -55,7 +75,9 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
     connectionTimeout: SERVER_TIMEOUTS.connectionTimeoutMs,
     keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Requests already on a connection when a shutdown starts still get served (a callback
+    // refused here would be a 203 for the uploader); /readyz says NOT_READY with its own code.
+    return503OnClosing: false,
     bodyLimit: config.bodyLimitBytes
   })
   app.server.headersTimeout = SERVER_TIMEOUTS.headersTimeoutMs
@@ -70,6 +92,13 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   let closing = false
   app.addHook('onReady', async () => { ready = true })
   app.addHook('preClose', async () => { closing = true })
+  if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
+
+  const metrics = createServerMetrics({ keys, verifierName: verifier.verifierName, forward: forwarder !== undefined })
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.scrape()
+    return reply.header('content-type', metrics.contentType).send(text)
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
@@ -86,10 +115,12 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
 
   await app.register(ossCallback, {
     path: config.path,
-    verifier,
+    verifier: metrics.timeVerifier(verifier),
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
-    handler: deps.handler ?? defaultHandler
+    handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
+    onSuccess: () => metrics.callbackSucceeded(),
+    onFailure: (error) => metrics.callbackFailed(error)
   })
   return app
 }

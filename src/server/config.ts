@@ -1,6 +1,7 @@
 import { envSchema } from 'env-schema'
 import { invalidOption } from '../errors.js'
 import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
+import { checkForwardSecret, checkForwardUrl } from './forward.js'
 
 /** The standalone server's settings, read from the environment. */
 export interface ServerConfig {
@@ -22,6 +23,14 @@ export interface ServerConfig {
   bodyLimitBytes: number
   /** `LOG_LEVEL`: pino level. Default `info`. */
   logLevel: string
+  /** `OSS_CALLBACK_FORWARD_URL`: forward mode's upstream app (http or https). Default: unset (no forwarding). */
+  forwardUrl?: string | undefined
+  /** `OSS_CALLBACK_FORWARD_SECRET`: the Standard Webhooks `whsec_…` secret; required with a forward URL. */
+  forwardSecret?: string | undefined
+  /** `OSS_CALLBACK_FORWARD_TIMEOUT_MS`: one forward, ms, never beyond the callback's time left. Default 3500. */
+  forwardTimeoutMs?: number
+  /** `OSS_CALLBACK_FORWARD_MAX_SOCKETS`: open connections to the upstream at most. Default 64. */
+  forwardMaxSockets?: number
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -37,7 +46,11 @@ const schema = {
     OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 30_000, default: 2000 },
     OSS_CALLBACK_DEADLINE_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 4500 },
     OSS_CALLBACK_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1, maximum: 67_108_864, default: 65_536 },
-    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' }
+    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
+    OSS_CALLBACK_FORWARD_URL: { type: 'string', minLength: 1 },
+    OSS_CALLBACK_FORWARD_SECRET: { type: 'string', minLength: 1 },
+    OSS_CALLBACK_FORWARD_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 3500 },
+    OSS_CALLBACK_FORWARD_MAX_SOCKETS: { type: 'integer', minimum: 1, maximum: 10_000, default: 64 }
   }
 } as const
 
@@ -51,6 +64,10 @@ interface RawEnv {
   OSS_CALLBACK_DEADLINE_MS: number
   OSS_CALLBACK_BODY_LIMIT_BYTES: number
   LOG_LEVEL: string
+  OSS_CALLBACK_FORWARD_URL?: string
+  OSS_CALLBACK_FORWARD_SECRET?: string
+  OSS_CALLBACK_FORWARD_TIMEOUT_MS: number
+  OSS_CALLBACK_FORWARD_MAX_SOCKETS: number
 }
 
 /** The variables the server reads, for docs and tests. */
@@ -74,7 +91,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     throw invalidOption((err as Error).message.replaceAll('env/', ''))
   }
   // Integers must be written as integers: "8080abc" or "1e3" are refused, not coerced.
-  for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES']) {
+  for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES',
+    'OSS_CALLBACK_FORWARD_TIMEOUT_MS', 'OSS_CALLBACK_FORWARD_MAX_SOCKETS']) {
     const text = data[name]
     if (text !== undefined && !/^\d+$/.test(text.trim())) throw invalidOption(`${name} must be a whole number, got ${JSON.stringify(text)}`)
   }
@@ -84,6 +102,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   } catch (err) {
     throw invalidOption(`OSS_CALLBACK_KEY_ORIGINS: ${(err as Error).message.replace(/^Invalid option: (keyOrigins: )?/, '')}`)
   }
+  checkForwardSettings(raw)
   return {
     host: raw.HOST,
     port: raw.PORT,
@@ -93,6 +112,26 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     keyFetchTimeoutMs: raw.OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS,
     deadlineMs: raw.OSS_CALLBACK_DEADLINE_MS,
     bodyLimitBytes: raw.OSS_CALLBACK_BODY_LIMIT_BYTES,
-    logLevel: raw.LOG_LEVEL
+    logLevel: raw.LOG_LEVEL,
+    forwardUrl: raw.OSS_CALLBACK_FORWARD_URL,
+    forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
+    forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
+    forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS
+  }
+}
+
+function checkForwardSettings (raw: RawEnv): void {
+  const url = raw.OSS_CALLBACK_FORWARD_URL
+  const secret = raw.OSS_CALLBACK_FORWARD_SECRET
+  if (url === undefined) {
+    // A secret with nowhere to go is a half-done setup, not something to ignore.
+    if (secret !== undefined) throw invalidOption('OSS_CALLBACK_FORWARD_SECRET is set but OSS_CALLBACK_FORWARD_URL is not')
+    return
+  }
+  if (secret === undefined) throw invalidOption('OSS_CALLBACK_FORWARD_URL is set but OSS_CALLBACK_FORWARD_SECRET is not')
+  checkForwardUrl(url, 'OSS_CALLBACK_FORWARD_URL')
+  checkForwardSecret(secret, 'OSS_CALLBACK_FORWARD_SECRET')
+  if (raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS >= raw.OSS_CALLBACK_DEADLINE_MS) {
+    throw invalidOption(`OSS_CALLBACK_FORWARD_TIMEOUT_MS (${raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS}) must be less than OSS_CALLBACK_DEADLINE_MS (${raw.OSS_CALLBACK_DEADLINE_MS})`)
   }
 }
