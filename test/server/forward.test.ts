@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
@@ -223,19 +224,19 @@ describe('forward mode', () => {
 
     it.each([
       ['500', answerJson('{"error":"boom"}', 500)],
-      ['a redirect (never followed)', (_req: unknown, res: import('node:http').ServerResponse) => { res.writeHead(302, { location: '/elsewhere' }).end() }],
+      ['a redirect (never followed)', (_req: unknown, res: ServerResponse) => { res.writeHead(302, { location: '/elsewhere' }).end() }],
       ['201 (only 200 and 204 are accepted)', answerJson('{"created":true}', 201)],
       ['200 that is not JSON', answerJson('<html>OK</html>')],
       ['200 with an empty body', answerJson('')],
       ['200 JSON with a byte-order mark (OSS refuses one)', answerJson(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{}')]))],
       ['200 JSON over 1 MB', answerJson(JSON.stringify({ pad: 'x'.repeat(1_000_001) }))],
-      ['200 JSON over 1 MB without Content-Length', (_req: unknown, res: import('node:http').ServerResponse) => {
+      ['200 JSON over 1 MB without Content-Length', (_req: unknown, res: ServerResponse) => {
         res.writeHead(200, { 'content-type': 'application/json' })
         res.write('{"pad":"')
         for (let i = 0; i < 17; i++) res.write('x'.repeat(64 * 1024))
         res.end('"}')
       }],
-      ['a connection reset before any answer', (_req: unknown, res: import('node:http').ServerResponse) => { res.socket?.destroy() }]
+      ['a connection reset before any answer', (_req: unknown, res: ServerResponse) => { res.socket?.destroy() }]
     ])('%s: 502', async (_name, behaviour) => {
       upstream.behave(behaviour)
       const base = await startGateway()
