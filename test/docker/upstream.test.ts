@@ -69,13 +69,12 @@ describe('docker/upstream/server.mjs behind forward mode', () => {
       'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
       'webhook-signature': new Webhook(SECRET).sign(id, now, body)
     }
-    const sent = { body }
-    const first = await fetch(upstreamUrl, { method: 'POST', headers, body: sent.body })
+    const first = await fetch(upstreamUrl, { method: 'POST', headers, body: body })
     expect(first.status).toBe(200)
-    const replay = await fetch(upstreamUrl, { method: 'POST', headers, body: sent.body })
+    const replay = await fetch(upstreamUrl, { method: 'POST', headers, body: body })
     expect(replay.status).toBe(401)
     expect(await replay.json()).toEqual({ error: 'replayed webhook-id' })
-    const tampered = await fetch(upstreamUrl, { method: 'POST', headers: { ...headers, 'webhook-id': 'msg_new' }, body: sent.body })
+    const tampered = await fetch(upstreamUrl, { method: 'POST', headers: { ...headers, 'webhook-id': 'msg_new' }, body: body })
     expect(await tampered.json()).toEqual({ error: 'signature does not match' })
     const old = new Date(Date.now() - 6 * 60_000)
     const stale = await fetch(upstreamUrl, {
@@ -84,7 +83,7 @@ describe('docker/upstream/server.mjs behind forward mode', () => {
       body
     })
     expect(await stale.json()).toEqual({ error: 'timestamp outside the tolerance' })
-    const bare = await fetch(upstreamUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sent.body })
+    const bare = await fetch(upstreamUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body })
     expect(await bare.json()).toEqual({ error: 'missing webhook headers' })
   })
 })
