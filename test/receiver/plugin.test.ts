@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ossCallback, type OssCallbackPluginOptions } from '../../src/receiver/plugin.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
@@ -25,7 +25,7 @@ function callback (overrides: Partial<Parameters<typeof signedCallback>[0]> = {}
   return signedCallback({ url: '/cb', keyUrl: keyServer.url('/k.pem'), privateKey: pair.privateKey, body: 'bucket=b&object=o.txt&size=5', ...overrides })
 }
 
-function send (a: FastifyInstance, cb: SignedCallback): ReturnType<FastifyInstance['inject']> {
+function send (a: FastifyInstance, cb: SignedCallback): Promise<LightMyRequestResponse> {
   return a.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
 }
 
