@@ -24,6 +24,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 # Files stay owned by root and read-only to the app: the root filesystem can be mounted read-only.
 USER node
+ENV HOST=0.0.0.0 PORT=8080
 EXPOSE 8080
 # Slim images have no curl: ask node itself.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \

@@ -119,8 +119,7 @@ describe('the final image stage, reproduced by hand', () => {
 
     env = { PATH: process.env.PATH, HOME: process.env.HOME }
     for (const { args } of of(finalStage, 'ENV')) {
-      const m = /^(\w+)=(.*)$/.exec(args)
-      if (m !== null) env[m[1] as string] = m[2]
+      for (const m of args.matchAll(/(\w+)=(\S*)/g)) env[m[1] as string] = m[2]
     }
     // The install, as the Dockerfile runs it, but from the npm cache only: tests never reach the network.
     const install = of(finalStage, 'RUN').map((i) => i.args).find((a) => a.includes('npm ci')) as string
