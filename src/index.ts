@@ -14,6 +14,11 @@ export {
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
-export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
+export { ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
 export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
 export { loadConfig, type ServerConfig } from './server/config.js'
+export {
+  createForwarder, forwardEnvelope, FORWARD_EVENT_TYPE, FORWARD_OUTCOMES,
+  type ForwardEnvelope, type Forwarder, type ForwarderOptions, type ForwardOutcome
+} from './server/forward.js'
+export { createServerMetrics, METRIC_NAMES, type ServerMetrics, type ServerMetricsOptions } from './server/metrics.js'

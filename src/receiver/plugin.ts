@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { invalidOption, isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
@@ -50,6 +51,8 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
   onFailure?: (error: OssCallbackError, request: FastifyRequest) => void
   /** Called for every callback answered 200, just before the reply is sent. Useful for metrics. Must not throw. */
   onSuccess?: (callback: VerifiedCallback, request: FastifyRequest) => void
+  /** Called after every verification, passed or failed, with its duration in seconds. Useful for metrics. Must not throw. */
+  onVerification?: (seconds: number) => void
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
@@ -176,6 +179,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const handler = options.handler
   const onFailure = options.onFailure
   const onSuccess = options.onSuccess
+  const onVerification = options.onVerification
 
   fastify.decorateRequest('ossCallback', null)
   fastify.removeAllContentTypeParsers()
@@ -204,12 +208,18 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   fastify.post(path, async (request, reply) => {
     const timeoutMs = deadlineMs - reply.elapsedTime
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
-    const callback = await verifier.verify({
-      url: request.url,
-      headers: request.headers,
-      rawHeaders: request.raw.rawHeaders,
-      body: (request.body as Buffer | undefined) ?? Buffer.alloc(0)
-    }, { timeoutMs })
+    const verifyStarted = onVerification === undefined ? 0 : performance.now()
+    let callback: VerifiedCallback
+    try {
+      callback = await verifier.verify({
+        url: request.url,
+        headers: request.headers,
+        rawHeaders: request.raw.rawHeaders,
+        body: (request.body as Buffer | undefined) ?? Buffer.alloc(0)
+      }, { timeoutMs })
+    } finally {
+      if (onVerification !== undefined) onVerification((performance.now() - verifyStarted) / 1000)
+    }
     request.ossCallback = callback
     let payload: Buffer = DEFAULT_REPLY
     if (handler !== undefined) {

@@ -115,12 +115,13 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
 
   await app.register(ossCallback, {
     path: config.path,
-    verifier: metrics.timeVerifier(verifier),
+    verifier,
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
     handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
-    onSuccess: () => metrics.callbackSucceeded(),
-    onFailure: (error) => metrics.callbackFailed(error)
+    onSuccess: metrics.callbackSucceeded,
+    onFailure: (error) => metrics.callbackFailed(error),
+    onVerification: metrics.verificationObserved
   })
   return app
 }

@@ -68,18 +68,25 @@ describe('plugin hooks for forward mode and metrics', () => {
     await app.close()
   })
 
-  it('gives the handler the arrival time and calls onSuccess once per 200, onFailure per refusal', async () => {
+  it('gives the handler the arrival time, calls onSuccess once per 200, onFailure per refusal, onVerification per verification', async () => {
     const seen: number[] = []
     const outcomes: string[] = []
+    const durations: number[] = []
     const app = await appWith((_cb, ctx) => { seen.push(ctx.receivedAt); return { ok: true } }, {
       onSuccess: (cb) => outcomes.push(`ok:${cb.system.bucket ?? ''}`),
-      onFailure: (err) => outcomes.push(err.code)
+      onFailure: (err) => outcomes.push(err.code),
+      onVerification: (seconds) => durations.push(seconds)
     })
     const before = Date.now()
     expect((await send(app)).statusCode).toBe(200)
     const forged = signedCallback({ keyUrl: keys.url('/k.pem'), privateKey: testKeyPair(1024).privateKey })
     expect((await app.inject({ method: 'POST', url: forged.url, headers: forged.headers, payload: forged.body })).statusCode).toBe(403)
     expect(outcomes).toEqual(['ok:b', 'OSS_CB_ERR_SIGNATURE_MISMATCH'])
+    // Both verifications were timed, the first including the key fetch; a missing header is one too.
+    const bare = await app.inject({ method: 'POST', url: '/oss/callback', headers: { 'content-type': 'application/json' }, payload: '{}' })
+    expect(bare.statusCode).toBe(400)
+    expect(durations).toHaveLength(3)
+    for (const d of durations) { expect(d).toBeGreaterThan(0); expect(d).toBeLessThan(5) }
     expect(seen).toHaveLength(1)
     expect(seen[0]).toBeGreaterThanOrEqual(before - 5)
     expect(seen[0]).toBeLessThanOrEqual(Date.now())
