@@ -91,7 +91,12 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   let ready = false
   let closing = false
   app.addHook('onReady', async () => { ready = true })
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+    // A connection whose request is still in flight is not closed with the idle ones; without
+    // this it would stay open for keepAliveTimeout after its last reply and hold up the exit.
+    app.server.keepAliveTimeout = 1
+  })
   if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
 
   const metrics = createServerMetrics({ keys, verifierName: verifier.verifierName, forward: forwarder !== undefined })

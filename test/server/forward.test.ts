@@ -188,6 +188,18 @@ describe('forward mode', () => {
     expect(upstream.received[2]!.headers['webhook-id']).toBe(upstream.received[1]!.headers['webhook-id'])
   })
 
+  it('lets a forward in flight finish when the server shuts down', async () => {
+    upstream.behave((req, res) => { setTimeout(() => answerJson('{"finished":true}')(req, res), 500) })
+    const base = await startGateway()
+    const pending = sendCallback(base)
+    while (upstream.received.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    const app = apps.pop() as FastifyInstance
+    await app.close()
+    const res = await pending
+    expect(res.status).toBe(200)
+    expect(res.text).toBe('{"finished":true}')
+  })
+
   describe('an upstream that fails gets a coded error well inside OSS\'s 5 s', () => {
     it('down (connection refused): 502', async () => {
       const probe = createServer()
