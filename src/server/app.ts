@@ -87,6 +87,11 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   } else {
     app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
   }
+  if (forwarder !== undefined && config.forwardUrl !== undefined) {
+    // Origin and path only: a query may carry a token.
+    const target = new URL(config.forwardUrl)
+    app.log.info({ forwardTo: target.origin + target.pathname, forwardTimeoutMs: config.forwardTimeoutMs }, 'forward mode: verified callbacks go to the upstream app')
+  }
 
   let ready = false
   let closing = false
