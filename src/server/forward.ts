@@ -186,6 +186,7 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
   const send = secure ? httpsRequest : httpRequest
 
   function exchange (payload: string, headers: OutgoingHttpHeaders, budgetMs: number, signal: AbortSignal): Promise<UpstreamAnswer> {
+    if (signal.aborted) return Promise.reject(new ForwardFailure('deadline', ossError('DEADLINE_EXCEEDED', 'callback deadline passed before the forward')))
     return new Promise<UpstreamAnswer>((resolve, reject) => {
       let settled = false
       let answered = false
