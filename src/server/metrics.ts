@@ -66,11 +66,18 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
   const registry = new Registry()
   const stats = options.keys.stats
 
+  // Successes are the hot path: a plain number, handed to the counter only when scraped.
+  let okCount = 0
+  let okReported = 0
   const callbacks = new Counter({
     name: METRIC_NAMES.callbacks,
     help: 'Callbacks answered, by outcome: "ok" (200) or the OSS_CB_ERR_* code of the error reply.',
     labelNames: ['outcome'],
-    registers: [registry]
+    registers: [registry],
+    collect () {
+      this.inc({ outcome: OK_OUTCOME }, okCount - okReported)
+      okReported = okCount
+    }
   })
   const verification = new Histogram({
     name: METRIC_NAMES.verificationDuration,
@@ -136,9 +143,8 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
     })
   }
 
-  // Bound once, so that counting a callback allocates no label object per request.
-  const ok = callbacks.labels(OK_OUTCOME)
-  ok.inc(0)
+  // Bound once, so that counting a failure or timing a verification builds no label object per request.
+  callbacks.inc({ outcome: OK_OUTCOME }, 0)
   const byCode = new Map<string, { inc: (value?: number) => void }>()
   for (const { code } of listErrorCodes()) byCode.set(code, callbacks.labels(code))
   const observeVerification = verification.labels().observe
@@ -148,7 +154,7 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
   return {
     registry,
     contentType: registry.contentType,
-    callbackSucceeded: () => { ok.inc() },
+    callbackSucceeded: () => { okCount++ },
     callbackFailed: (error) => {
       const counter = byCode.get(error.code)
       if (counter !== undefined) counter.inc()

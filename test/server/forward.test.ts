@@ -143,6 +143,25 @@ describe('forward mode', () => {
     expect(() => new Webhook(SECRET).verify(req.body, { ...headers, 'webhook-id': 'msg_other' })).toThrow(WebhookVerificationError)
   })
 
+  it('carries a JSON callback with its JSON types, and its raw bytes', async () => {
+    upstream.behave((_req, res) => { res.writeHead(204).end() })
+    const base = await startGateway()
+    const body = '{"bucket":"photos","object":"a b.png","size":7,"imageInfo.width":640,"x:tags":"p,q","nested":{"k":[1,2]}}'
+    const cb = signedCallback({ body, contentType: 'application/json', keyUrl: keys.url('/k.pem'), privateKey: testKeyPair(512).privateKey })
+    const res = await fetch(base + cb.url, { method: 'POST', headers: cb.headers, body: cb.body })
+    expect(res.status).toBe(200)
+    const envelope = new Webhook(SECRET).verify(upstream.received[0]!.body, upstream.received[0]!.headers as Record<string, string>) as ForwardEnvelope
+    expect(envelope.data).toMatchObject({
+      ossRequestId: null,
+      bodyType: 'json',
+      query: '',
+      system: { bucket: 'photos', object: 'a b.png', size: 7, imageInfo: { width: 640 } },
+      vars: { 'x:tags': 'p,q' },
+      fields: { size: 7, nested: { k: [1, 2] } },
+      rawBodyBase64: Buffer.from(body).toString('base64')
+    })
+  })
+
   it('stamps webhook-timestamp from its clock, so an upstream refuses a replayed old envelope', async () => {
     upstream.behave(answerJson('{}'))
     const tenMinutesAgo = Date.now() - 10 * 60_000
