@@ -5,6 +5,9 @@ import { ossCallback, sendError, toOssError, type CallbackHandler } from '../rec
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier } from '../receiver/verify.js'
 import { ossError } from '../errors.js'
+import { createRedisTicketStore } from '../tickets/redis-store.js'
+import { bearerAuthorizer } from '../tickets/route.js'
+import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
@@ -17,6 +20,10 @@ export interface AppDependencies {
   nativeSignatureVerifier?: SignatureVerifier
   /** Handle verified callbacks. Default: `{"Status":"OK", ...system fields}`. */
   handler?: CallbackHandler
+  /** With tickets on: the store to use (and not close). Default: Redis when configured, else memory. */
+  ticketStore?: TicketStore
+  /** The clock of upload tickets, epoch ms. Default `Date.now`. */
+  now?: () => number
 }
 
 /** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
@@ -66,6 +73,18 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
   }
 
+  const ticketConfig = config.tickets
+  let ticketStore: TicketStore | undefined
+  if (ticketConfig !== undefined) {
+    ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined
+      ? createRedisTicketStore({ url: ticketConfig.redisUrl })
+      : createMemoryTicketStore({ now: deps.now }))
+    if (deps.ticketStore === undefined) {
+      const owned = ticketStore
+      app.addHook('onClose', async () => { await owned.close() })
+    }
+  }
+
   let ready = false
   let closing = false
   app.addHook('onReady', async () => { ready = true })
@@ -74,6 +93,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
+    if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected'))
     return { status: 'ready', verifier: verifier.verifierName }
   })
 
@@ -89,7 +109,17 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     verifier,
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
-    handler: deps.handler ?? defaultHandler
+    handler: deps.handler ?? defaultHandler,
+    ...(ticketConfig === undefined || ticketStore === undefined
+      ? {}
+      : {
+          tickets: {
+            ...ticketConfig,
+            store: ticketStore,
+            authorize: bearerAuthorizer(ticketConfig.token),
+            ...(deps.now === undefined ? {} : { now: deps.now })
+          }
+        })
   })
   return app
 }
