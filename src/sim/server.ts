@@ -565,8 +565,12 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       if (t.path === SEND_PATH && method === 'POST') {
         checkRequestSignature({ method, query: t.query, headers, now: now(), resource: SEND_PATH }, credentials)
         return await fireTestCallback(request, reply, {
-          store, strict, now, requestId,
-          run: async (param, object, vars) => await runCallback(param, object, 'PutObject', requestId, request.ip, vars)
+          store, strict, now, requestId, timeoutMs: callbackTimeoutMs,
+          run: async (param, object, vars) => {
+            const result = await runCallback(param, object, 'PutObject', requestId, request.ip, vars)
+            log(`send ${object.bucket}/${object.key}${describeCallback(result)}`)
+            return result
+          }
         })
       }
       throw OSS_ERRORS.notImplemented()
