@@ -183,11 +183,26 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 30000',
   OSS_CALLBACK_DEADLINE_MS: 'a whole number of milliseconds from 1 to 60000',
   OSS_CALLBACK_BODY_LIMIT_BYTES: 'a whole number of bytes from 1 to 67108864',
-  LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`
+  LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`,
+  OSS_CALLBACK_TICKET_TOKEN: 'at least 16 characters without white space',
+  OSS_CALLBACK_TICKET_PATH: 'a path starting with / with no query, fragment or spaces',
+  OSS_BUCKET: 'a bucket name: 3 to 63 characters of a-z, 0-9 and -',
+  OSS_REGION: 'a region id such as cn-hangzhou',
+  OSS_CALLBACK_PUBLIC_URL: 'an http(s) URL',
+  OSS_CALLBACK_TICKET_EXPIRY_SECONDS: 'a whole number of seconds from 1 to 604800',
+  OSS_CALLBACK_TICKET_GRACE_SECONDS: 'a whole number of seconds from 0 to 604800',
+  OSS_CALLBACK_TICKET_MAX_SIZE_BYTES: 'a whole number of bytes from 1 to 5368709120',
+  OSS_CALLBACK_TICKET_SIGNATURE_VERSION: 'v4 or v1',
+  OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'true or false',
+  OSS_CALLBACK_REDIS_URL: 'a redis:// or rediss:// URL'
 }
 
+// Never echoed in an error: a log line must not carry a credential.
+const SECRET_VARIABLES = new Set(['OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL'])
+
 function badValue (name: string, value: string | undefined): Error {
-  return invalidOption(`${name} must be ${RULES[name] ?? 'valid'}, got ${JSON.stringify(value)}`)
+  const got = SECRET_VARIABLES.has(name) ? `a value of ${value?.length ?? 0} characters` : JSON.stringify(value)
+  return invalidOption(`${name} must be ${RULES[name] ?? 'valid'}, got ${got}`)
 }
 
 /** The variables the server reads, for docs and tests. */
