@@ -21,6 +21,19 @@ export {
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
-export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
+export {
+  ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
+} from './receiver/plugin.js'
+export {
+  buildPostPolicy, createPostForm, encodePostPolicy, policyExpiration, signPostPolicy,
+  type PostPolicy, type PostPolicyCondition, type PostPolicyInput, type PostSignatureVersion, type PostSigningCredentials, type SignedPostForm
+} from './protocol/post-policy.js'
+export {
+  createUploadTickets, parseTicketRequest, TICKET_CALLBACK_BODY, uploadUrlOf,
+  type IssuedTicket, type TicketGrant, type TicketRequest, type UploadTickets, type UploadTicketsOptions
+} from './tickets/issuer.js'
+export { createMemoryTicketStore, type MemoryTicketStoreOptions, type TicketConsumeResult, type TicketStore, type UploadTicket } from './tickets/store.js'
+export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/redis-store.js'
+export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
 export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
-export { loadConfig, type ServerConfig } from './server/config.js'
+export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
