@@ -24,3 +24,7 @@ export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type 
 export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
 export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
 export { loadConfig, type ServerConfig } from './server/config.js'
+export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
+export type { SimCredentials } from './sim/auth.js'
+export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'
+export type { SendAttempt, SendRequest, SendResult } from './sim/send-endpoint.js'
