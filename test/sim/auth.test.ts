@@ -151,3 +151,28 @@ describe('--strict', () => {
     }
   })
 })
+
+describe('size limits', () => {
+  it('refuses objects, parts and form files over maxObjectBytes with EntityTooLarge, chunked or not', async () => {
+    const small = await startSimulator({ port: 0, maxObjectBytes: 10 })
+    try {
+      const put = await rawRequest(port(small), 'PUT', '/examplebucket/big.txt', await v1Headers(small, 'PUT', '/examplebucket/big.txt'), 'x'.repeat(11))
+      expect([put.status, xmlError(put.text).Code]).toEqual([400, 'EntityTooLarge'])
+      const chunked = await rawRequest(port(small), 'PUT', '/examplebucket/big.txt', { ...await v1Headers(small, 'PUT', '/examplebucket/big.txt'), 'transfer-encoding': 'chunked' }, 'x'.repeat(11))
+      expect([chunked.status, xmlError(chunked.text).Code]).toEqual([400, 'EntityTooLarge'])
+      const exact = await rawRequest(port(small), 'PUT', '/examplebucket/ok.txt', await v1Headers(small, 'PUT', '/examplebucket/ok.txt'), 'x'.repeat(10))
+      expect(exact.status).toBe(200)
+      const policy = Buffer.from(JSON.stringify({ expiration: new Date(Date.now() + 60_000).toISOString(), conditions: [] })).toString('base64')
+      const form = new FormData()
+      form.append('key', 'big-form.txt')
+      form.append('OSSAccessKeyId', small.credentials.accessKeyId)
+      form.append('policy', policy)
+      form.append('Signature', signV1(small.credentials.accessKeySecret, policy))
+      form.append('file', new Blob([Buffer.alloc(11)]), 'f.bin')
+      const post = await fetch(`${small.origin}/examplebucket`, { method: 'POST', body: form })
+      expect([post.status, xmlError(await post.text()).Code]).toEqual([400, 'EntityTooLarge'])
+    } finally {
+      await small.close()
+    }
+  })
+})
