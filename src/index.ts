@@ -37,3 +37,7 @@ export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/
 export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
 export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
 export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
+export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
+export type { SimCredentials } from './sim/auth.js'
+export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'
+export type { SendAttempt, SendRequest, SendResult } from './sim/send-endpoint.js'

@@ -9,6 +9,7 @@ import { invalidOption } from '../errors.js'
 import type { CallbackBodyValues } from '../protocol/body.js'
 import { CALLBACK_PARAM_MESSAGES, decodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
+import { V1_SIGNED_SUBRESOURCES } from '../protocol/oss-signing.js'
 import { percentDecodePath } from '../protocol/string-to-sign.js'
 import { checkRequestSignature, type SimCredentials } from './auth.js'
 import { dispatchCallback, OSS_CALLBACK_TIMEOUT_MS, type DispatchResult } from './callback-dispatch.js'
@@ -72,6 +73,12 @@ const MAX_KEY_BYTES = 1023
 const MAX_XML_BYTES = 1024 * 1024
 const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/
 const KEY_FILE = 'callback-key.pem'
+/** Query parameters that do not change which of the implemented operations a request is. */
+const HANDLED_SUBRESOURCES: ReadonlySet<string> = new Set([
+  'uploads', 'uploadId', 'partNumber', 'callback', 'callback-var', 'security-token', 'response-content-type',
+  'response-content-language', 'response-expires', 'response-cache-control', 'response-content-disposition',
+  'response-content-encoding'
+])
 
 interface Upload {
   bucket: string
@@ -115,7 +122,15 @@ function validateOptions (o: SimulatorOptions): Required<Pick<SimulatorOptions, 
 }
 
 function generateSigningKey (): KeyObject {
-  return generateKeyPairSync('rsa', { modulusLength: 512, publicExponent: 65537 }).privateKey
+  // 512 bits like OSS's own key; OpenSSL builds with a hardened policy refuse that, so step up.
+  for (const modulusLength of [512, 1024]) {
+    try {
+      return generateKeyPairSync('rsa', { modulusLength, publicExponent: 65537 }).privateKey
+    } catch {
+      continue
+    }
+  }
+  return generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 }).privateKey
 }
 
 async function loadOrCreateKey (dataDir: string | undefined): Promise<KeyObject> {
@@ -579,7 +594,8 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     if (isForm) return await postObject(request, reply, t, requestId)
     checkBucketAndKey(t, false)
     checkRequestSignature({ method, bucket: t.bucket, key: t.key, query: t.query, headers, now: now() }, credentials)
-    if (t.key === undefined) throw OSS_ERRORS.notImplemented()
+    // `?acl`, `?tagging`, `?append`, … are other operations on the same path: never mistake them for these.
+    if (t.key === undefined || t.query.some(([k]) => V1_SIGNED_SUBRESOURCES.has(k) && !HANDLED_SUBRESOURCES.has(k))) throw OSS_ERRORS.notImplemented()
     switch (method) {
       case 'PUT':
         return queryHas(t, 'uploadId') ? await uploadPart(request, reply, t) : await putObject(request, reply, t, headers, requestId)
