@@ -3,6 +3,9 @@ import { STATUS_CODES } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { invalidOption, isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
+import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
+import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
+import type { UploadTicket } from '../tickets/store.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
 
 declare module 'fastify' {
@@ -22,6 +25,16 @@ export interface CallbackContext {
   remainingMs: number
   /** When the callback arrived, in ms since the epoch. */
   receivedAt: number
+  /** With tickets on: the ticket this callback consumed (who asked, when). Absent for an allowed ticket-less callback. */
+  ticket?: UploadTicket
+}
+
+/** Upload tickets in the plugin: the ticket endpoint, and callbacks bound to tickets. */
+export interface PluginTicketOptions extends UploadTicketsOptions {
+  /** Path of the ticket endpoint. Default `/oss/upload-tickets`. */
+  path?: string
+  /** The app's own check of who may get a ticket (a session, an API key). Required. */
+  authorize: TicketAuthorizer
 }
 
 /**
@@ -53,6 +66,12 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
   onSuccess?: (callback: VerifiedCallback, request: FastifyRequest) => void
   /** Called after every verification, passed or failed, with its duration in seconds. Useful for metrics. Must not throw. */
   onVerification?: (seconds: number) => void
+  /**
+   * Turns upload tickets on: `POST <tickets.path>` issues PostObject forms with the
+   * callback pinned, and every callback must then consume an unused ticket
+   * (replay: 409 `OSS_CB_ERR_TICKET_USED`). Default: off.
+   */
+  tickets?: PluginTicketOptions
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
@@ -138,7 +157,10 @@ function serialiseReply (value: unknown): Buffer {
   return bytes
 }
 
-async function runHandler (handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number, receivedAt: number): Promise<unknown> {
+async function runHandler (
+  handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number, receivedAt: number,
+  ticket: UploadTicket | undefined
+): Promise<unknown> {
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_resolve, reject) => {
@@ -148,7 +170,7 @@ async function runHandler (handler: CallbackHandler, callback: VerifiedCallback,
     }, remainingMs)
   })
   try {
-    const result = handler(callback, { request, signal: controller.signal, remainingMs, receivedAt })
+    const result = handler(callback, { request, signal: controller.signal, remainingMs, receivedAt, ...(ticket === undefined ? {} : { ticket }) })
     if (!(result instanceof Promise)) return result
     return await Promise.race([result, expired])
   } catch (err) {
@@ -157,6 +179,19 @@ async function runHandler (handler: CallbackHandler, callback: VerifiedCallback,
   } finally {
     clearTimeout(timer)
     // A rejected `expired` nobody awaits must not become an unhandled rejection.
+    expired.catch(() => {})
+  }
+}
+
+async function withDeadline<T> (work: Promise<T>, remainingMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(ossError('DEADLINE_EXCEEDED', 'ticket store did not answer before the deadline')) }, remainingMs)
+  })
+  try {
+    return await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
     expired.catch(() => {})
   }
 }
@@ -180,6 +215,15 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const onFailure = options.onFailure
   const onSuccess = options.onSuccess
   const onVerification = options.onVerification
+  const ticketOptions = options.tickets
+  const tickets = ticketOptions === undefined ? undefined : createUploadTickets(ticketOptions)
+  const ticketPath = ticketOptions?.path ?? '/oss/upload-tickets'
+  if (tickets !== undefined) {
+    if (!ticketPath.startsWith('/') || ticketPath === path) throw invalidOption('tickets.path must start with / and differ from the callback path')
+    if (typeof ticketOptions?.authorize !== 'function') throw invalidOption('tickets.authorize is required: it decides who may get a ticket')
+    // The default memory store is ours to close; an injected store belongs to the caller.
+    if (ticketOptions?.store === undefined) fastify.addHook('onClose', async () => { await tickets.store.close() })
+  }
 
   fastify.decorateRequest('ossCallback', null)
   fastify.removeAllContentTypeParsers()
@@ -190,6 +234,11 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
 
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     const err = toOssError(error)
+    if (tickets !== undefined && request.routeOptions.url === ticketPath) {
+      if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
+      else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
+      return sendError(reply, err)
+    }
     if (err.statusCode >= 500) {
       request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: request.headers['x-oss-request-id'] }, 'callback failed')
     } else {
@@ -221,14 +270,24 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
       if (onVerification !== undefined) onVerification((performance.now() - verifyStarted) / 1000)
     }
     request.ossCallback = callback
+    let ticket: UploadTicket | undefined
+    if (tickets !== undefined) {
+      const left = deadlineMs - reply.elapsedTime
+      if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
+      ticket = await withDeadline(tickets.bind(callback), left)
+    }
     let payload: Buffer = DEFAULT_REPLY
     if (handler !== undefined) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime))
+      payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
     }
     request.log.debug({ ossRequestId: callback.requestId, keySource: callback.keySource }, 'callback verified')
     if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
   })
+
+  if (tickets !== undefined && ticketOptions !== undefined) {
+    await fastify.register(ticketRoute, { path: ticketPath, tickets, authorize: ticketOptions.authorize })
+  }
 }

@@ -5,6 +5,9 @@ import { ossCallback, sendError, toOssError, type CallbackHandler } from '../rec
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
 import { ossError } from '../errors.js'
+import { createRedisTicketStore } from '../tickets/redis-store.js'
+import { bearerAuthorizer } from '../tickets/route.js'
+import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
 import { createForwarder } from './forward.js'
 import { createServerMetrics } from './metrics.js'
@@ -24,6 +27,10 @@ export interface AppDependencies {
   handler?: CallbackHandler
   /** Forward mode's clock for `webhook-timestamp` and its `webhook-id` maker (tests). */
   forward?: { now?: () => number, messageId?: () => string }
+  /** With tickets on: the store to use (and not close). Default: Redis when configured, else memory. */
+  ticketStore?: TicketStore
+  /** The clock of upload tickets, epoch ms. Default `Date.now`. */
+  now?: () => number
 }
 
 /** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
@@ -93,6 +100,18 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     app.log.info({ forwardTo: target.origin + target.pathname, forwardTimeoutMs: config.forwardTimeoutMs }, 'forward mode: verified callbacks go to the upstream app')
   }
 
+  const ticketConfig = config.tickets
+  let ticketStore: TicketStore | undefined
+  if (ticketConfig !== undefined) {
+    ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined
+      ? createRedisTicketStore({ url: ticketConfig.redisUrl })
+      : createMemoryTicketStore({ now: deps.now }))
+    if (deps.ticketStore === undefined) {
+      const owned = ticketStore
+      app.addHook('onClose', async () => { await owned.close() })
+    }
+  }
+
   let ready = false
   let closing = false
   app.addHook('onReady', async () => { ready = true })
@@ -113,6 +132,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
+    if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected'))
     return { status: 'ready', verifier: verifier.verifierName }
   })
 
@@ -131,7 +151,17 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
     onSuccess: metrics.callbackSucceeded,
     onFailure: (error) => metrics.callbackFailed(error),
-    onVerification: metrics.verificationObserved
+    onVerification: metrics.verificationObserved,
+    ...(ticketConfig === undefined || ticketStore === undefined
+      ? {}
+      : {
+          tickets: {
+            ...ticketConfig,
+            store: ticketStore,
+            authorize: bearerAuthorizer(ticketConfig.token),
+            ...(deps.now === undefined ? {} : { now: deps.now })
+          }
+        })
   })
   return app
 }
