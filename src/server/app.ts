@@ -1,10 +1,12 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { KeyProviderOptions } from '../keys/provider.js'
 import { KeyProvider } from '../keys/provider.js'
-import { ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
+import { errorReplyOf, ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier } from '../receiver/verify.js'
-import { ossError } from '../errors.js'
+import { invalidOption, ossError, type OssCallbackError } from '../errors.js'
 import type { ServerConfig } from './config.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
@@ -17,10 +19,26 @@ export interface AppDependencies {
   nativeSignatureVerifier?: SignatureVerifier
   /** Handle verified callbacks. Default: `{"Status":"OK", ...system fields}`. */
   handler?: CallbackHandler
+  /** Replace some of Node's request timeouts (tests use short ones). Default: {@link SERVER_TIMEOUTS}. */
+  timeouts?: Partial<ServerTimeouts>
+}
+
+/** Node's own request timeouts, in ms. */
+export interface ServerTimeouts {
+  /** Whole request, headers and body. */
+  requestTimeoutMs: number
+  /** Headers alone. */
+  headersTimeoutMs: number
+  /** An idle socket. */
+  connectionTimeoutMs: number
+  /** An idle keep-alive connection between requests. */
+  keepAliveTimeoutMs: number
+  /** How often Node checks the two timeouts above; a late check lets a slow client hold on longer. */
+  connectionsCheckingIntervalMs: number
 }
 
 /** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
-export const SERVER_TIMEOUTS = Object.freeze({
+export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = Object.freeze({
   /** Whole request, headers and body. */
   requestTimeoutMs: 10_000,
   /** Headers alone. */
@@ -28,8 +46,42 @@ export const SERVER_TIMEOUTS = Object.freeze({
   /** An idle socket. */
   connectionTimeoutMs: 30_000,
   /** An idle keep-alive connection between requests. */
-  keepAliveTimeoutMs: 5_000
+  keepAliveTimeoutMs: 5_000,
+  /** Node's default (30 s) would let a slowloris client outlive `headersTimeoutMs` sixfold. */
+  connectionsCheckingIntervalMs: 1_000
 })
+
+function resolveTimeouts (given: Partial<ServerTimeouts> = {}): ServerTimeouts {
+  const t: ServerTimeouts = { ...SERVER_TIMEOUTS }
+  for (const name of Object.keys(SERVER_TIMEOUTS) as Array<keyof ServerTimeouts>) {
+    const v = given[name]
+    if (v === undefined) continue
+    if (!Number.isSafeInteger(v) || v <= 0) throw invalidOption(`timeouts.${name} must be a positive whole number, got ${String(v)}`)
+    t[name] = v
+  }
+  if (t.headersTimeoutMs > t.requestTimeoutMs) throw invalidOption('timeouts.headersTimeoutMs must not exceed timeouts.requestTimeoutMs')
+  return t
+}
+
+/**
+ * Answers HTTP-level errors Node raises before Fastify sees a request (a slow
+ * client timing out, oversized or malformed headers) with a coded JSON error,
+ * like every other reply, then closes the socket.
+ */
+function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  let coded: OssCallbackError
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') coded = ossError('REQUEST_TIMEOUT', 'client too slow')
+  else if (err.code === 'HPE_HEADER_OVERFLOW') coded = ossError('HEADERS_TOO_LARGE', 'headers over the parser limit')
+  else coded = ossError('BAD_REQUEST', 'malformed HTTP request')
+  this.log.debug({ code: coded.code, reason: coded.reason, parserError: err.code }, 'client error')
+  if (socket.writable) {
+    const body = JSON.stringify(errorReplyOf(coded))
+    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
 
 /** The default handler of the standalone server. */
 export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ...callback.system })
@@ -40,6 +92,7 @@ export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ..
  * configuration is invalid or the self-test fails.
  */
 export async function buildApp (config: ServerConfig, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const timeouts = resolveTimeouts(deps.timeouts)
   const keys = new KeyProvider({ ...deps.keys, fetchTimeoutMs: config.keyFetchTimeoutMs })
   const verifier = createCallbackVerifier({
     keyOrigins: config.keyOrigins,
@@ -52,13 +105,16 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     ...(deps.logger === undefined ? { logger: { level: config.logLevel } } : { loggerInstance: deps.logger }),
     // One log line per refused callback comes from the plugin; none on success at info.
     logController: new LogController({ disableRequestLogging: true }),
-    requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
-    connectionTimeout: SERVER_TIMEOUTS.connectionTimeoutMs,
-    keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionTimeout: timeouts.connectionTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: timeouts.connectionsCheckingIntervalMs },
+    clientErrorHandler,
+    // Fastify's own 503 while closing has no code; the onRequest hook below answers a coded one.
+    return503OnClosing: false,
     bodyLimit: config.bodyLimitBytes
   })
-  app.server.headersTimeout = SERVER_TIMEOUTS.headersTimeoutMs
+  app.server.headersTimeout = timeouts.headersTimeoutMs
 
   if (verifier.verifierName === 'node-forge') {
     app.log.warn('OpenSSL refused RSA-MD5 in the start-up self-test: verifying with node-forge instead')
@@ -70,6 +126,10 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   let closing = false
   app.addHook('onReady', async () => { ready = true })
   app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (_request, reply) => {
+    // A request that reaches a kept-alive connection after shutdown began; in-flight ones are past this hook.
+    if (closing) return sendError(reply.header('connection', 'close'), ossError('NOT_READY', 'shutting down'))
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
