@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { expect } from 'vitest'
-import { listErrorCodes } from '../../src/errors.js'
+import { errors, type OssCallbackError } from '../../src/errors.js'
 import { buildApp, type AppDependencies } from '../../src/server/app.js'
 import type { ServerConfig } from '../../src/server/config.js'
 import { DEFAULT_KEY_ORIGINS } from '../../src/protocol/key-url.js'
@@ -64,7 +64,7 @@ export async function startApp (config: ServerConfig, deps: Omit<AppDependencies
 
 /** The exact error reply the registry defines for `code`. */
 export function errorBody (code: string): { statusCode: number, code: string, error: string, message: string } {
-  const entry = listErrorCodes().find((e) => e.code === code)
+  const entry = Object.values(errors).map((E) => new (E as new () => OssCallbackError)()).find((e) => e.code === code)
   if (entry === undefined) throw new Error(`no such code ${code}`)
   return { statusCode: entry.statusCode, code, error: STATUS_CODES[entry.statusCode] as string, message: entry.message }
 }
