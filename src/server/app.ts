@@ -126,9 +126,11 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   let closing = false
   app.addHook('onReady', async () => { ready = true })
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     // A request that reaches a kept-alive connection after shutdown began; in-flight ones are past this hook.
     if (closing) return sendError(reply.header('connection', 'close'), ossError('NOT_READY', 'shutting down'))
+    // Answer unknown paths before any body is read or parsed: nothing of a stranger's body is worth a parser's time.
+    if (request.is404) return sendError(reply, ossError('NOT_FOUND', 'no such route'))
   })
 
   app.get('/healthz', async () => ({ status: 'ok' }))

@@ -77,7 +77,7 @@ describe('signature verification (property)', () => {
       async (k, p, q, b, part, at, value) => {
         const key = pool[k] as PoolKey
         const url = q === '' ? p : `${p}?${q}`
-        const raw = Buffer.from(b)
+        const raw: Buffer = Buffer.from(b)
         const signature = signCallback(key.privateKey, buildStringToSign(splitRequestTarget(url), raw))
         const good = await verdict(url, signature, key.url, raw)
         // A verified body may still not parse as a form (invalid UTF-8): that is its own code, after the signature check.
@@ -85,7 +85,7 @@ describe('signature verification (property)', () => {
 
         let mUrl = url
         let mSig = signature
-        let mBody = raw
+        let mBody: Buffer = raw
         if (part === 'path' || part === 'query') {
           const bytes = Buffer.from(part === 'path' ? p : q, 'utf8')
           fc.pre(bytes.length > 0)
