@@ -283,3 +283,33 @@ describe('slow clients', () => {
     await expect(buildApp(testConfig(), { timeouts: { headersTimeoutMs: 2000, requestTimeoutMs: 1000 } })).rejects.toThrow('timeouts.headersTimeoutMs must not exceed timeouts.requestTimeoutMs')
   })
 })
+
+describe('shutdown', () => {
+  it('regression: a request pipelined on a kept-alive connection during shutdown got Fastify\'s uncoded 503; now OSS_CB_ERR_NOT_READY', async () => {
+    const keys = await startKeyServer({ '/slow.pem': { kind: 'pem', pem: pair.publicPem, delayMs: 800 } })
+    const running = await startApp(testConfig({ keyOrigins: [keys.origin] }))
+    const cb = signedCallback({ keyUrl: `${keys.origin}/slow.pem`, privateKey: pair.privateKey })
+    const head = (extra: string): string => `POST /oss/callback HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+      `Authorization: ${cb.headers.authorization}\r\nx-oss-pub-key-url: ${cb.headers['x-oss-pub-key-url']}\r\nContent-Length: ${cb.body.length}\r\n${extra}\r\n${cb.body.toString()}`
+    const socket = connect(running.port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+    socket.write(head(''))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const closing = running.close()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.write(head(''))
+    await closing
+    await closed
+    await keys.close()
+    const raw = Buffer.concat(chunks).toString('latin1')
+    const second = raw.indexOf('HTTP/1.1', 10)
+    const first = parseRawResponse(second === -1 ? raw : raw.slice(0, second))
+    expect(first.status).toBe(200)
+    expect(second).toBeGreaterThan(0)
+    const res = parseRawResponse(raw.slice(second))
+    expectCodedError(res, 'OSS_CB_ERR_NOT_READY')
+    expect(res.headers.connection).toBe('close')
+  }, 15_000)
+})
