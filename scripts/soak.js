@@ -7,6 +7,11 @@
 import { fork } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { Agent, createServer, request } from 'node:http'
+import { Buffer } from 'node:buffer'
+import { performance } from 'node:perf_hooks'
+import process from 'node:process'
+import { clearInterval, setInterval } from 'node:timers'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const ROLE_SERVER = '--serve'
@@ -76,7 +81,7 @@ async function runSoak () {
   const keyOrigin = `http://127.0.0.1:${keyServer.address().port}`
   const keyUrlHeader = Buffer.from(`${keyOrigin}/soak.pem`).toString('base64')
 
-  const child = fork(new URL(import.meta.url).pathname, [ROLE_SERVER], {
+  const child = fork(fileURLToPath(import.meta.url), [ROLE_SERVER], {
     env: { ...process.env, SOAK_COUNT: String(count), SOAK_KEY_ORIGIN: keyOrigin },
     execArgv: ['--expose-gc'],
     serialization: 'advanced',
