@@ -194,7 +194,7 @@ describe('handler faults', () => {
 describe('slow clients', () => {
   let keys: KeyServer
   let running: RunningApp
-  const SHORT = { headersTimeoutMs: 500, requestTimeoutMs: 1000, connectionsCheckingIntervalMs: 100 }
+  const SHORT = { headersTimeoutMs: 1500, requestTimeoutMs: 2000, connectionsCheckingIntervalMs: 100 }
 
   beforeAll(async () => {
     keys = await startKeyServer({ '/k.pem': { kind: 'pem', pem: pair.publicPem } })
