@@ -15,5 +15,5 @@ export {
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
 export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
-export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
+export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
 export { loadConfig, type ServerConfig } from './server/config.js'

@@ -23,17 +23,17 @@ export interface AppDependencies {
   timeouts?: Partial<ServerTimeouts>
 }
 
-/** Node's own request timeouts, in ms. */
+/** Node's own request timeouts, in ms; a slow client past one gets 408 `OSS_CB_ERR_REQUEST_TIMEOUT`. */
 export interface ServerTimeouts {
-  /** Whole request, headers and body. */
+  /** Whole request, headers and body, in ms. Default 10000. */
   requestTimeoutMs: number
-  /** Headers alone. */
+  /** Headers alone, in ms; at most `requestTimeoutMs`. Default 5000. */
   headersTimeoutMs: number
-  /** An idle socket. */
+  /** An idle socket, in ms. Default 30000. */
   connectionTimeoutMs: number
-  /** An idle keep-alive connection between requests. */
+  /** An idle keep-alive connection between requests, in ms. Default 5000. */
   keepAliveTimeoutMs: number
-  /** How often Node checks the two timeouts above; a late check lets a slow client hold on longer. */
+  /** How often Node checks the two timeouts above, in ms; a late check lets a slow client hold on longer. Default 1000. */
   connectionsCheckingIntervalMs: number
 }
 
