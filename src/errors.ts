@@ -104,7 +104,8 @@ export function isOssCallbackError (err: unknown): err is OssCallbackError {
 /** Every registered error as `{ code, statusCode }`, in registry order. */
 export function listErrorCodes (): Array<{ code: string, statusCode: number, message: string }> {
   return Object.values(errors).map((E) => {
-    const e = new (E as new (arg?: string) => OssCallbackError)('')
+    // No argument: util.format would append it to every message that has no %s.
+    const e = new (E as new () => OssCallbackError)()
     return { code: e.code, statusCode: e.statusCode, message: e.message }
   })
 }
