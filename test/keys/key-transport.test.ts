@@ -46,3 +46,19 @@ describe('key transport (security)', () => {
     }
   })
 })
+
+describe('key provider memory (security)', () => {
+  it('regression: failed key URLs were remembered without bound; a flood of unique key names keeps the failure table within cacheMaxEntries', async () => {
+    let fetches = 0
+    const fetch: FetchLike = async () => { fetches++; return new Response('no', { status: 404 }) }
+    const keys = new KeyProvider({ fetch, cacheMaxEntries: 50 })
+    for (let i = 0; i < 1000; i++) {
+      await expect(keys.get(`https://gosspublic.alicdn.com/flood-${i}.pem`)).rejects.toMatchObject({ code: 'OSS_CB_ERR_KEY_FETCH_FAILED' })
+    }
+    expect(fetches).toBe(1000)
+    expect((keys as unknown as { failures: Map<string, unknown> }).failures.size).toBe(50)
+    // The most recent failures still back off.
+    await expect(keys.get('https://gosspublic.alicdn.com/flood-999.pem')).rejects.toMatchObject({ code: 'OSS_CB_ERR_KEY_FETCH_BACKOFF' })
+    expect(fetches).toBe(1000)
+  })
+})
