@@ -56,6 +56,8 @@ async function runServer () {
       process.disconnect()
     }
   })
+  // If the driver dies, do not linger as an orphan server.
+  process.on('disconnect', () => { clearInterval(timer); app.close().finally(() => process.exit(0)) })
   process.send({ type: 'ready', port: app.server.address().port })
 }
 
