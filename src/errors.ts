@@ -40,10 +40,14 @@ export const errors = {
   NOT_FOUND: define('OSS_CB_ERR_NOT_FOUND', 404, 'Not found'),
   /** The callback path only takes POST. */
   METHOD_NOT_ALLOWED: define('OSS_CB_ERR_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
+  /** The request (headers and body) did not arrive within the server's request or headers timeout. */
+  REQUEST_TIMEOUT: define('OSS_CB_ERR_REQUEST_TIMEOUT', 408, 'The request did not arrive in time'),
   /** The body is larger than the configured limit. */
   BODY_TOO_LARGE: define('OSS_CB_ERR_BODY_TOO_LARGE', 413, 'The callback body is too large'),
   /** The content type is neither `application/x-www-form-urlencoded` nor `application/json`. */
   UNSUPPORTED_MEDIA_TYPE: define('OSS_CB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'The callback content type is not supported'),
+  /** The request headers are larger than the HTTP parser accepts (16 KiB in Node by default). */
+  HEADERS_TOO_LARGE: define('OSS_CB_ERR_HEADERS_TOO_LARGE', 431, 'The request headers are too large'),
   /** The handler threw or rejected. */
   HANDLER_FAILED: define('OSS_CB_ERR_HANDLER_FAILED', 500, 'The callback handler failed'),
   /** The handler's reply cannot be sent to OSS (not JSON-serialisable, or over 1 MB). */
@@ -128,7 +132,8 @@ export function isOssCallbackError (err: unknown): err is OssCallbackError {
 /** Every registered error as `{ code, statusCode }`, in registry order. */
 export function listErrorCodes (): Array<{ code: string, statusCode: number, message: string }> {
   return Object.values(errors).map((E) => {
-    const e = new (E as new (arg?: string) => OssCallbackError)('')
+    // No argument: util.format would append it to every message that has no %s.
+    const e = new (E as new () => OssCallbackError)()
     return { code: e.code, statusCode: e.statusCode, message: e.message }
   })
 }

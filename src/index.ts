@@ -24,7 +24,7 @@ export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type 
 export {
   ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
 } from './receiver/plugin.js'
-export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
+export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
 export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
 export {
   createForwarder, forwardEnvelope, FORWARD_EVENT_TYPE, FORWARD_OUTCOMES,

@@ -251,6 +251,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   fastify.route({
     method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     url: path,
+    // Refused in onRequest, before the body parser could answer 415 or 413 instead of 405.
+    onRequest: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
     handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
