@@ -17,8 +17,13 @@ export default tseslint.config(
     }
   },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked
+  },
+  {
+    // Plain Node scripts outside the TypeScript project (the example upstream under docker/).
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } }
   },
   {
     // The benchmark is plain ESM run by Node against dist/.

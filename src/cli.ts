@@ -2,11 +2,16 @@
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
+import { runDemoCommand } from './demo/command.js'
+import { runSendCommand, runSimCommand } from './sim/commands.js'
 
 const USAGE = `Usage: oss-callback <command>
 
 Commands:
   serve    run the standalone callback receiver (configured by environment variables; see README)
+  sim      run a local OSS stand-in that performs upload callbacks as OSS does (sim --help)
+  send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
+  demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
 `
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
@@ -18,6 +23,12 @@ async function main (argv: string[]): Promise<number | undefined> {
       await serve(config)
       return undefined
     }
+    case 'sim':
+      return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined
+    case 'send':
+      return await runSendCommand(argv.slice(1))
+    case 'demo':
+      return (await runDemoCommand(argv.slice(1))) === undefined ? 0 : undefined
     case undefined:
     case '-h':
     case '--help':
@@ -32,7 +43,7 @@ async function main (argv: string[]): Promise<number | undefined> {
 main(process.argv.slice(2)).then((code) => {
   if (code !== undefined) process.exitCode = code
 }, (err: unknown) => {
-  const message = isOssCallbackError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err)
+  const message = isOssCallbackError(err) ? `${err.message} (${err.code})` : String((err as Error)?.message ?? err)
   process.stderr.write(`oss-callback: ${message}\n`)
   process.exitCode = 1
 })

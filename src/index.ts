@@ -4,9 +4,16 @@ export { buildStringToSign, percentDecodePath, splitRequestTarget, type SignedTa
 export { parsePublicKeyPem, signCallback, verifyWithNodeCrypto } from './protocol/signature.js'
 export { checkKeyUrl, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from './protocol/key-url.js'
 export {
-  bodyTypeOf, parseCallbackBody, SYSTEM_VARIABLES,
-  type CallbackBodyType, type CallbackSystemFields, type ParsedCallbackBody, type SystemVariableName
+  bodyTypeOf, buildCallbackBody, isSystemVariable, parseCallbackBody, parseCallbackTemplate, SYSTEM_VARIABLES,
+  type CallbackBodyType, type CallbackBodyValues, type CallbackSystemFields, type ParsedCallbackBody, type SystemVariableName,
+  type TemplatePart
 } from './protocol/body.js'
+export {
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
+  normalizeCallbackVarName,
+  type CallbackBodyContentType, type CallbackParam, type CallbackParamOptions, type CallbackVars, type DecodedCallbackParam,
+  type EncodedCallbackParam
+} from './protocol/callback-param.js'
 export { KeyProvider, type FetchLike, type KeyLookup, type KeyProviderOptions, type KeyProviderStats, type KeySource } from './keys/provider.js'
 export { OSS_CALLBACK_PUBLIC_KEY_V1_PEM, OSS_CALLBACK_PUBLIC_KEY_V1_URLS } from './keys/pinned.js'
 export {
@@ -14,6 +21,28 @@ export {
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
-export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
-export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
-export { loadConfig, type ServerConfig } from './server/config.js'
+export {
+  ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
+} from './receiver/plugin.js'
+export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
+export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
+export {
+  createForwarder, forwardEnvelope, FORWARD_EVENT_TYPE, FORWARD_OUTCOMES,
+  type ForwardEnvelope, type Forwarder, type ForwarderOptions, type ForwardOutcome
+} from './server/forward.js'
+export { createServerMetrics, METRIC_NAMES, type ServerMetrics, type ServerMetricsOptions } from './server/metrics.js'
+export {
+  buildPostPolicy, createPostForm, encodePostPolicy, policyExpiration, signPostPolicy,
+  type PostPolicy, type PostPolicyCondition, type PostPolicyInput, type PostSignatureVersion, type PostSigningCredentials, type SignedPostForm
+} from './protocol/post-policy.js'
+export {
+  createUploadTickets, parseTicketRequest, TICKET_CALLBACK_BODY, uploadUrlOf,
+  type IssuedTicket, type TicketGrant, type TicketRequest, type UploadTickets, type UploadTicketsOptions
+} from './tickets/issuer.js'
+export { createMemoryTicketStore, type MemoryTicketStoreOptions, type TicketConsumeResult, type TicketStore, type UploadTicket } from './tickets/store.js'
+export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/redis-store.js'
+export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
+export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
+export type { SimCredentials } from './sim/auth.js'
+export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'
+export type { SendAttempt, SendRequest, SendResult } from './sim/send-endpoint.js'
