@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,e,micro,cold,memory,c-no-rsa,c-no-verify] [--seconds N] [--cpu-prof] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-no-rsa,c-no-verify] [--seconds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -16,7 +16,8 @@ const { values: args } = parseArgs({
     note: { type: 'string' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
-    seconds: { type: 'string' }
+    seconds: { type: 'string' },
+    'server-flags': { type: 'string' }
   }
 })
 const quick = args.quick
@@ -29,7 +30,7 @@ const COLD_KEY_DELAY_MS = 50
 const CHILD_LIFETIME_MS = quick ? 120_000 : 900_000
 const only = args.only === undefined ? undefined : new Set(args.only.split(','))
 const wanted = (name) => only === undefined || only.has(name)
-const outFile = args.out ?? (quick || only !== undefined || args.seconds !== undefined || args['no-write'] ? undefined : new URL('./RESULTS.md', import.meta.url))
+const outFile = args.out ?? (quick || only !== undefined || args.seconds !== undefined || args['server-flags'] !== undefined || args['no-write'] ? undefined : new URL('./RESULTS.md', import.meta.url))
 
 const log = (text) => process.stderr.write(`[bench] ${text}\n`)
 const children = new Set()
@@ -56,6 +57,8 @@ async function runChild (script, cfg) {
 
 async function startServer (scenario, keyOrigin) {
   const execArgv = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./profiles', import.meta.url).pathname}`, `--cpu-prof-name=${scenario}-${Date.now()}.cpuprofile`] : []
+  // Node flags for every server process, such as --max-semi-space-size=32, to compare tunings.
+  if (args['server-flags'] !== undefined) execArgv.push(...args['server-flags'].split(' ').filter((f) => f !== ''))
   const { child, exited } = spawn('./server.js', { scenario, keyOrigin }, execArgv)
   const { port } = await nextMessage(child, 'ready', 60_000)
   return {
@@ -122,6 +125,7 @@ const SCENARIOS = [
   { id: 'c512', name: 'plugin', label: '(c) oss-callback plugin, 512-bit key', bits: 512, keyPath: '/bench-512.pem' },
   { id: 'c2048', name: 'plugin', label: '(c) oss-callback plugin, 2048-bit key', bits: 2048, keyPath: '/bench-2048.pem' },
   { id: 'd', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 512-bit key', bits: 512, keyPath: '/bench-512.pem' },
+  { id: 'd2048', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 2048-bit key', bits: 2048, keyPath: '/bench-2048.pem' },
   { id: 'e', name: 'naive', label: '(e) naive receiver: raw http, key fetched per callback, PEM string', bits: 512, keyPath: '/naive-512.pem' },
   // Diagnostics, run only when named in --only: where (c)'s time goes.
   { id: 'c-no-rsa', name: 'plugin-no-rsa', label: '(diagnostic) plugin, RSA check replaced by `true`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
@@ -133,6 +137,7 @@ const results = {
   date: startedAt.toISOString(),
   machine,
   note: args.note ?? null,
+  serverFlags: args['server-flags'] ?? null,
   settings: { connections: CONNECTIONS, ...plan, bodyBytes: Buffer.byteLength(signedCallback(keys[512].privateKey, keyOrigin).body) },
   scenarios: {},
   ratios: {},
@@ -168,7 +173,14 @@ try {
   const ratios = (field, invert) => {
     const v = (id) => results.scenarios[id]?.[field]
     const ratio = (x, y) => (v(x) === undefined || v(y) === undefined) ? null : Math.round((invert ? v(y) / v(x) : v(x) / v(y)) * 100) / 100
-    return { 'c/a': ratio('c512', 'a'), 'c/b': ratio('c512', 'b'), 'c/d': ratio('c512', 'd'), 'c/e': ratio('c512', 'e'), 'c2048/b': ratio('c2048', 'b') }
+    return {
+      'c/a': ratio('c512', 'a'),
+      'c/b': ratio('c512', 'b'),
+      'c/d': ratio('c512', 'd'),
+      'c/e': ratio('c512', 'e'),
+      'c2048/b': ratio('c2048', 'b'),
+      'c2048/d2048': ratio('c2048', 'd2048')
+    }
   }
   results.ratios = ratios('reqPerSec', false)
   // The same ratios from server CPU time per callback (inverted, so that higher is better for (c) here too).
