@@ -127,7 +127,7 @@ const SCENARIOS = [
   { id: 'd', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 512-bit key', bits: 512, keyPath: '/bench-512.pem' },
   { id: 'd2048', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 2048-bit key', bits: 2048, keyPath: '/bench-2048.pem' },
   { id: 'e', name: 'naive', label: '(e) naive receiver: raw http, key fetched per callback, PEM string', bits: 512, keyPath: '/naive-512.pem' },
-  // Diagnostics, run only when named in --only: where (c)'s time goes.
+  // Diagnostics: where (c)'s time goes.
   { id: 'c-no-rsa', name: 'plugin-no-rsa', label: '(diagnostic) plugin, RSA check replaced by `true`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
   { id: 'c-no-verify', name: 'plugin-no-verify', label: '(diagnostic) plugin around a verifier returning a ready result', bits: 512, keyPath: '/bench-512.pem', diagnostic: true }
 ]
@@ -149,7 +149,8 @@ const results = {
 
 try {
   for (const s of SCENARIOS) {
-    if (!wanted(s.id) || (s.diagnostic && only === undefined)) continue
+    // Diagnostics run in the full run and when named; the quick run skips them.
+    if (!wanted(s.id) || (s.diagnostic && only === undefined && quick)) continue
     const callback = signedCallback(keys[s.bits].privateKey, keyOrigin + s.keyPath)
     const server = await startServer(s.name, keyOrigin)
     try {
