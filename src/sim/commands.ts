@@ -1,10 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { invalidOption } from '../errors.js'
-import type { SimCredentials } from './auth.js'
+import { SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { formatSendReport, sendTestCallback, DEFAULT_SIM_URL } from './send.js'
 import type { SendRequest } from './send-endpoint.js'
-import { SIM_DEV_CREDENTIALS, startSimulator, type Simulator } from './server.js'
+import type { Simulator } from './server.js'
 
 /** Where a command writes. */
 export interface CommandIo {
@@ -79,6 +79,8 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
   const port = integer('port', values.port as string | undefined, 0, 65535)
   const dataDir = values['data-dir'] as string | undefined
   const strict = values.strict === true
+  // Loaded here so that `send` does not pay for Fastify and the simulator at start.
+  const { startSimulator } = await import('./server.js')
   const sim = await startSimulator({
     ...(port === undefined ? {} : { port }),
     ...(values.host === undefined ? {} : { host: values.host as string }),

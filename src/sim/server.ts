@@ -11,7 +11,7 @@ import { CALLBACK_PARAM_MESSAGES, decodeCallbackParam, type DecodedCallbackParam
 import { crc64 } from '../protocol/crc64.js'
 import { V1_SIGNED_SUBRESOURCES } from '../protocol/oss-signing.js'
 import { percentDecodePath } from '../protocol/string-to-sign.js'
-import { checkRequestSignature, type SimCredentials } from './auth.js'
+import { checkRequestSignature, SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { dispatchCallback, OSS_CALLBACK_TIMEOUT_MS, type DispatchResult } from './callback-dispatch.js'
 import { OSS_ERRORS, OssHttpError } from './oss-error.js'
 import { checkPostPolicy, checkPostSignature } from './post-policy.js'
@@ -19,11 +19,7 @@ import { fireTestCallback, SEND_PATH } from './send-endpoint.js'
 import { DiskStore, factsOf, MemoryStore, type ObjectFacts, type ObjectStore, type StoredObject } from './store.js'
 import { errorXml, parseCompleteMultipartUpload, xmlDocument } from './xml.js'
 
-/** The fixed development key pair the simulator accepts when none is configured. Never use it anywhere else. */
-export const SIM_DEV_CREDENTIALS: Readonly<SimCredentials> = Object.freeze({
-  accessKeyId: 'oss-sim-dev-access-key-id',
-  accessKeySecret: 'oss-sim-dev-access-key-secret'
-})
+export { SIM_DEV_CREDENTIALS }
 
 /** Options of {@link startSimulator}. */
 export interface SimulatorOptions {
