@@ -18,7 +18,7 @@ const processIo: CommandIo = {
 }
 
 export const SIM_USAGE = `Usage: oss-callback sim [--port 8090] [--host 127.0.0.1] [--data-dir <dir>] [--strict]
-                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824]
+                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824] [--public-origin <url>]
 
 A local stand-in for OSS that performs upload callbacks exactly as OSS does.
 Credentials: OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or the printed dev pair when both are unset.
@@ -67,6 +67,7 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
     strict: { type: 'boolean' },
     'callback-timeout-ms': { type: 'string' },
     'max-object-bytes': { type: 'string' },
+    'public-origin': { type: 'string' },
     help: { type: 'boolean', short: 'h' }
   }, false)
   if (values.help === true) {
@@ -87,6 +88,7 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
     ...(dataDir === undefined ? {} : { dataDir }),
     ...(callbackTimeoutMs === undefined ? {} : { callbackTimeoutMs }),
     ...(maxObjectBytes === undefined ? {} : { maxObjectBytes }),
+    ...(values['public-origin'] === undefined ? {} : { publicOrigin: values['public-origin'] as string }),
     strict,
     credentials,
     log: (line) => { io.stdout(`${new Date().toISOString()} ${line}\n`) }
