@@ -41,6 +41,8 @@ export interface SimulatorOptions {
   publicOrigin?: string
   /** The RSA key that signs callbacks. Default: generated (512-bit, as OSS's), or kept in `dataDir`. */
   privateKey?: KeyObject
+  /** PEM certificates trusted for https callback URLs besides Node's root store (a local CA such as mkcert's). Default: none. */
+  callbackTrustedCa?: readonly string[]
   /** One line per request, for a terminal. Default: silent. */
   log?: (line: string) => void
   /** Clock, for signature and policy expiry checks. Default `() => new Date()`. */
@@ -340,7 +342,8 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       vars: { ...param.vars, ...vars }
     }
     return await dispatchCallback(param, values, {
-      privateKey, publicKeyUrl, requestId, bucket: object.bucket, ownerId: OWNER_ID, timeoutMs: callbackTimeoutMs, strict, now
+      privateKey, publicKeyUrl, requestId, bucket: object.bucket, ownerId: OWNER_ID, timeoutMs: callbackTimeoutMs, strict, now,
+      ...(options.callbackTrustedCa === undefined ? {} : { trustedCa: options.callbackTrustedCa })
     })
   }
 
