@@ -10,7 +10,7 @@ import type { CallbackBodyValues } from '../protocol/body.js'
 import { CALLBACK_PARAM_MESSAGES, decodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
 import { V1_SIGNED_SUBRESOURCES } from '../protocol/oss-signing.js'
-import { percentDecodePath } from '../protocol/string-to-sign.js'
+import { parseTarget, type Target } from './addressing.js'
 import { checkRequestSignature, SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { dispatchCallback, OSS_CALLBACK_TIMEOUT_MS, type DispatchResult } from './callback-dispatch.js'
 import { OSS_ERRORS, OssHttpError } from './oss-error.js'
@@ -86,17 +86,6 @@ interface Upload {
   parts: Map<number, { data: Buffer, etag: string }>
 }
 
-/** Where a request goes, after virtual-hosted or path-style addressing. */
-interface Target {
-  /** The percent-decoded path. */
-  path: string
-  query: Array<[string, string]>
-  /** True when the bucket came from the path (the Host was the simulator's own address). */
-  pathStyle: boolean
-  bucket?: string
-  key?: string
-}
-
 function validateOptions (o: SimulatorOptions): Required<Pick<SimulatorOptions, 'port' | 'host' | 'callbackTimeoutMs' | 'maxObjectBytes'>> {
   const port = o.port ?? 8090
   const host = o.host ?? '127.0.0.1'
@@ -147,55 +136,6 @@ async function loadOrCreateKey (dataDir: string | undefined): Promise<KeyObject>
 
 function newRequestId (): string {
   return randomBytes(12).toString('hex').toUpperCase()
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-function decodeComponent (s: string): string {
-  // No `+` to space: base64 callback values travel in the query and keep their `+`.
-  try {
-    return decodeURIComponent(s)
-  } catch {
-    throw OSS_ERRORS.invalidArgument('The request URI is not validly percent-encoded.')
-  }
-}
-
-function parseQuery (raw: string): Array<[string, string]> {
-  if (raw === '') return []
-  return raw.split('&').filter((p) => p !== '').map((p) => {
-    const eq = p.indexOf('=')
-    return eq === -1 ? [decodeComponent(p), ''] : [decodeComponent(p.slice(0, eq)), decodeComponent(p.slice(eq + 1))]
-  })
-}
-
-function isOwnHost (hostname: string, own: ReadonlySet<string>): boolean {
-  // An IP, a single label (a container name) or localhost is an address, never `<bucket>.<endpoint>`.
-  return own.has(hostname) || !hostname.includes('.') || /^[\d.]+$/.test(hostname) || hostname.startsWith('[')
-}
-
-function parseTarget (rawUrl: string, hostHeader: string | undefined, own: ReadonlySet<string>): Target {
-  const q = rawUrl.indexOf('?')
-  const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q)
-  const query = parseQuery(q === -1 ? '' : rawUrl.slice(q + 1))
-  let path: string
-  try {
-    // Decode before splitting: the C SDK sends `/bucket%2Fdir%2Fkey` with an IP endpoint.
-    path = utf8.decode(percentDecodePath(rawPath))
-  } catch {
-    throw OSS_ERRORS.invalidObjectName()
-  }
-  const hostname = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '')
-  if (hostname !== '' && !isOwnHost(hostname, own)) {
-    const bucket = hostname.slice(0, hostname.indexOf('.'))
-    const key = path.slice(1)
-    return { path, query, pathStyle: false, bucket, ...(key === '' ? {} : { key }) }
-  }
-  const rest = path.slice(1)
-  if (rest === '') return { path, query, pathStyle: true }
-  const slash = rest.indexOf('/')
-  const bucket = slash === -1 ? rest : rest.slice(0, slash)
-  const key = slash === -1 ? '' : rest.slice(slash + 1)
-  return { path, query, pathStyle: true, bucket, ...(key === '' ? {} : { key }) }
 }
 
 function headerMap (req: IncomingMessage): Record<string, string> {
