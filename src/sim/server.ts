@@ -339,7 +339,7 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     return reply.code(200).headers(objectHeaders(object)).send()
   }
 
-  async function getObject (reply: FastifyReply, t: Target, head: boolean): Promise<FastifyReply> {
+  async function getObject (request: FastifyRequest, reply: FastifyReply, t: Target, head: boolean): Promise<FastifyReply> {
     const { bucket, key } = checkBucketAndKey(t, true)
     const object = await store.get(bucket, key)
     if (object === undefined) throw OSS_ERRORS.noSuchKey(key)
@@ -354,6 +354,18 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     if (head) {
       reply.header('content-length', String(object.data.length))
       return reply.code(200).send()
+    }
+    // One range, `bytes=a-b`, `bytes=a-` or `bytes=-n`; OSS ignores a Range it cannot read and sends the whole object.
+    const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '')
+    if (range !== null && (range[1] !== '' || range[2] !== '')) {
+      const size = object.data.length
+      const start = range[1] === '' ? Math.max(0, size - Number(range[2])) : Number(range[1])
+      const end = range[1] === '' || range[2] === '' ? size - 1 : Math.min(Number(range[2]), size - 1)
+      if (start >= size) throw OSS_ERRORS.invalidRange()
+      if (start <= end) {
+        reply.header('content-range', `bytes ${start}-${end}/${size}`)
+        return reply.code(206).send(object.data.subarray(start, end + 1))
+      }
     }
     return reply.code(200).send(object.data)
   }
@@ -539,9 +551,9 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       case 'PUT':
         return queryHas(t, 'uploadId') ? await uploadPart(request, reply, t) : await putObject(request, reply, t, headers, requestId)
       case 'GET':
-        return await getObject(reply, t, false)
+        return await getObject(request, reply, t, false)
       case 'HEAD':
-        return await getObject(reply, t, true)
+        return await getObject(request, reply, t, true)
       case 'DELETE': {
         const { bucket, key } = checkBucketAndKey(t, true)
         if (queryHas(t, 'uploadId')) {
