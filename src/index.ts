@@ -21,9 +21,27 @@ export {
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
-export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
-export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
-export { loadConfig, type ServerConfig } from './server/config.js'
+export {
+  ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
+} from './receiver/plugin.js'
+export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
+export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
+export {
+  createForwarder, forwardEnvelope, FORWARD_EVENT_TYPE, FORWARD_OUTCOMES,
+  type ForwardEnvelope, type Forwarder, type ForwarderOptions, type ForwardOutcome
+} from './server/forward.js'
+export { createServerMetrics, METRIC_NAMES, type ServerMetrics, type ServerMetricsOptions } from './server/metrics.js'
+export {
+  buildPostPolicy, createPostForm, encodePostPolicy, policyExpiration, signPostPolicy,
+  type PostPolicy, type PostPolicyCondition, type PostPolicyInput, type PostSignatureVersion, type PostSigningCredentials, type SignedPostForm
+} from './protocol/post-policy.js'
+export {
+  createUploadTickets, parseTicketRequest, TICKET_CALLBACK_BODY, uploadUrlOf,
+  type IssuedTicket, type TicketGrant, type TicketRequest, type UploadTickets, type UploadTicketsOptions
+} from './tickets/issuer.js'
+export { createMemoryTicketStore, type MemoryTicketStoreOptions, type TicketConsumeResult, type TicketStore, type UploadTicket } from './tickets/store.js'
+export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/redis-store.js'
+export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
 export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
 export type { SimCredentials } from './sim/auth.js'
 export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'
