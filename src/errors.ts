@@ -30,6 +30,8 @@ export const errors = {
   BAD_REQUEST_TARGET: define('OSS_CB_ERR_BAD_REQUEST_TARGET', 400, 'The request target is not a valid path'),
   /** The signature verified but the body does not parse for its content type. */
   BODY_UNPARSEABLE: define('OSS_CB_ERR_BODY_UNPARSEABLE', 400, 'The verified callback body does not parse for its content type'),
+  /** A `callback` / `callback-var` parameter breaks OSS's rules (the reason says which); OSS answers 400 InvalidArgument. */
+  INVALID_CALLBACK_PARAM: define('OSS_CB_ERR_INVALID_CALLBACK_PARAM', 400, 'The callback parameter is invalid'),
   /** The public key URL is not on the allowlist (or is not a canonical `/<name>.pem` URL). */
   KEY_URL_NOT_ALLOWED: define('OSS_CB_ERR_KEY_URL_NOT_ALLOWED', 403, 'The public key URL is not allowed'),
   /** The RSA signature does not match the string to sign. */

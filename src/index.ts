@@ -4,9 +4,16 @@ export { buildStringToSign, percentDecodePath, splitRequestTarget, type SignedTa
 export { parsePublicKeyPem, signCallback, verifyWithNodeCrypto } from './protocol/signature.js'
 export { checkKeyUrl, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from './protocol/key-url.js'
 export {
-  bodyTypeOf, parseCallbackBody, SYSTEM_VARIABLES,
-  type CallbackBodyType, type CallbackSystemFields, type ParsedCallbackBody, type SystemVariableName
+  bodyTypeOf, buildCallbackBody, isSystemVariable, parseCallbackBody, parseCallbackTemplate, SYSTEM_VARIABLES,
+  type CallbackBodyType, type CallbackBodyValues, type CallbackSystemFields, type ParsedCallbackBody, type SystemVariableName,
+  type TemplatePart
 } from './protocol/body.js'
+export {
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
+  normalizeCallbackVarName,
+  type CallbackBodyContentType, type CallbackParam, type CallbackParamOptions, type CallbackVars, type DecodedCallbackParam,
+  type EncodedCallbackParam
+} from './protocol/callback-param.js'
 export { KeyProvider, type FetchLike, type KeyLookup, type KeyProviderOptions, type KeyProviderStats, type KeySource } from './keys/provider.js'
 export { OSS_CALLBACK_PUBLIC_KEY_V1_PEM, OSS_CALLBACK_PUBLIC_KEY_V1_URLS } from './keys/pinned.js'
 export {

@@ -176,3 +176,91 @@ export function parseCallbackBody (raw: Uint8Array, type: CallbackBodyType): Par
   }
   return { type, fields, system: readSystem(fields), vars: readVars(fields) }
 }
+
+/** One piece of a callback body template: literal text or a `${name}` placeholder. */
+export type TemplatePart = { text: string } | { variable: string }
+
+// A placeholder name: no white space and none of the template's own syntax characters.
+const VARIABLE_NAME = /^[^\s${}]+$/
+
+/**
+ * Splits a `callbackBody` template into text and `${name}` placeholders. A `$`
+ * not followed by `{` is text. Throws `OSS_CB_ERR_INVALID_CALLBACK_PARAM` for bad
+ * placeholder syntax (an unclosed `${`, an empty or malformed name), which OSS
+ * answers with 400. Whether a name is known is checked elsewhere.
+ */
+export function parseCallbackTemplate (template: string): TemplatePart[] {
+  const parts: TemplatePart[] = []
+  let i = 0
+  let text = ''
+  while (i < template.length) {
+    const open = template.indexOf('${', i)
+    if (open === -1) {
+      text += template.slice(i)
+      break
+    }
+    text += template.slice(i, open)
+    const close = template.indexOf('}', open + 2)
+    if (close === -1) throw ossError('INVALID_CALLBACK_PARAM', 'The callbackBody has an unclosed ${ placeholder.')
+    const name = template.slice(open + 2, close)
+    if (!VARIABLE_NAME.test(name)) throw ossError('INVALID_CALLBACK_PARAM', 'The callbackBody has a malformed ${} placeholder.')
+    if (text !== '') parts.push({ text })
+    text = ''
+    parts.push({ variable: name })
+    i = close + 1
+  }
+  if (text !== '') parts.push({ text })
+  return parts
+}
+
+/** True when `name` is one of OSS's system variables. */
+export function isSystemVariable (name: string): name is SystemVariableName {
+  return Object.hasOwn(SYSTEM_VARIABLES, name)
+}
+
+/** The values a body is built from. */
+export interface CallbackBodyValues {
+  /** System variables; an absent or empty value expands to empty (to `""` for a JSON string). */
+  system: Readonly<Partial<Record<SystemVariableName, string | number | undefined>>>
+  /** Custom variables keyed `x:name`; an undefined one expands to empty. */
+  vars?: Readonly<Record<string, string>>
+}
+
+function formEncode (value: string): string {
+  // encodeURIComponent leaves !'()* bare; OSS's encoder is not documented for them, and
+  // any form parser reads them either way. Space becomes %20 (OSS may send +: both parse).
+  return encodeURIComponent(value)
+}
+
+function expand (name: string, values: CallbackBodyValues, type: CallbackBodyType): string {
+  if (isSystemVariable(name)) {
+    const raw = values.system[name]
+    const value = raw === undefined ? '' : String(raw)
+    if (type === 'form') return formEncode(value)
+    if (SYSTEM_VARIABLES[name] === 'number') return value
+    return JSON.stringify(value)
+  }
+  if (name.startsWith('x:')) {
+    const value = values.vars !== undefined && Object.hasOwn(values.vars, name) ? values.vars[name] : undefined
+    if (value === undefined) return ''
+    return type === 'form' ? formEncode(value) : JSON.stringify(value)
+  }
+  // An unknown name: what OSS does is not documented; the simulator expands it to empty.
+  return ''
+}
+
+/**
+ * Builds a callback body from a `callbackBody` template as OSS does: textual
+ * substitution, never a re-serialisation. For `form`, each value is URL-encoded
+ * (`/` becomes `%2F`, an empty value stays empty). For `json`, string values
+ * become JSON string literals with their quotes, numbers (`size`, image width and
+ * height) are inserted bare, and the result is never checked to be valid JSON.
+ * Undefined `x:` variables expand to empty. Throws on bad `${}` syntax.
+ */
+export function buildCallbackBody (template: string, values: CallbackBodyValues, type: CallbackBodyType): string {
+  let out = ''
+  for (const part of parseCallbackTemplate(template)) {
+    out += 'text' in part ? part.text : expand(part.variable, values, type)
+  }
+  return out
+}
