@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runUploadCommand } from './client/command.js'
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
@@ -7,6 +8,7 @@ const USAGE = `Usage: oss-callback <command>
 
 Commands:
   serve    run the standalone callback receiver (configured by environment variables; see README)
+  upload   upload a file with an upload callback and print the relayed reply (upload --help)
 `
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
@@ -18,6 +20,8 @@ async function main (argv: string[]): Promise<number | undefined> {
       await serve(config)
       return undefined
     }
+    case 'upload':
+      return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr })
     case undefined:
     case '-h':
     case '--help':

@@ -3,6 +3,9 @@ import { XMLParser } from 'fast-xml-parser'
 /** The request that stored (or tried to store) the object. */
 export type UploadOperation = 'PutObject' | 'CompleteMultipartUpload' | 'PostObject'
 
+/** The request an upload failed on. */
+export type UploadStep = UploadOperation | 'InitiateMultipartUpload' | 'UploadPart'
+
 /** What every outcome says about the upload. */
 export interface UploadReceipt {
   operation: UploadOperation
@@ -46,7 +49,8 @@ export interface UploadCallbackFailed extends UploadReceipt {
 export interface UploadFailed {
   outcome: 'failed'
   exitCode: 1
-  operation?: UploadOperation
+  /** The request that failed; absent when nothing was sent (an unreadable file). */
+  operation?: UploadStep
   bucket: string
   key: string
   /** HTTP status of OSS's answer, when there was one. */

@@ -1,0 +1,141 @@
+import { openAsBlob } from 'node:fs'
+import { isIP } from 'node:net'
+import { signV1, signV4, v4DateTime, v4Scope, v4SigningKey } from '../protocol/oss-signing.js'
+import type { UploadCallbackParam } from './callback.js'
+import type { ResolvedUploadOptions } from './options.js'
+import type { ProgressListener } from './progress.js'
+import { parseOssErrorXml, unquoteEtag, type UploadResult } from './result.js'
+
+/** How long a PostObject policy stays valid after it is signed, in ms. */
+export const POST_POLICY_TTL_MS = 15 * 60 * 1000
+
+/** A PostObject policy document: `{"expiration": "...Z", "conditions": [...]}`. */
+export interface PostPolicy {
+  expiration: string
+  conditions: Array<Record<string, string> | [string, string, string] | ['content-length-range', number, number]>
+}
+
+/** The form fields of a PostObject upload, in the order they are sent (`file` goes last, after these). */
+export type PostFormFields = Array<[string, string]>
+
+/**
+ * Builds and signs the PostObject form as a browser app server would: the policy
+ * pins the bucket, the exact key, the exact size (`content-length-range`), the
+ * `callback` field and every `x:` variable, so that the signed form cannot be
+ * reused for another object or callback. The expiry is computed in UTC.
+ */
+export function buildPostForm (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, now: Date, contentType: string): { policy: PostPolicy, fields: PostFormFields } {
+  const conditions: PostPolicy['conditions'] = [
+    { bucket: o.bucket },
+    ['eq', '$key', o.key],
+    ['content-length-range', sizeBytes, sizeBytes],
+    { success_action_status: '200' },
+    ['eq', '$Content-Type', contentType],
+    { callback: cb.callback }
+  ]
+  for (const [name, value] of Object.entries(cb.vars)) conditions.push(['eq', `$${name}`, value])
+  if (o.securityToken !== undefined) conditions.push({ 'x-oss-security-token': o.securityToken })
+
+  const fields: PostFormFields = [['key', o.key]]
+  let sign: (policyB64: string) => PostFormFields
+  if (o.signatureVersion === 4) {
+    const dateTime = v4DateTime(now)
+    const day = dateTime.slice(0, 8)
+    const credential = `${o.accessKeyId}/${v4Scope(day, o.region)}`
+    conditions.push({ 'x-oss-signature-version': 'OSS4-HMAC-SHA256' }, { 'x-oss-credential': credential }, { 'x-oss-date': dateTime })
+    sign = (policyB64) => [
+      ['x-oss-signature-version', 'OSS4-HMAC-SHA256'],
+      ['x-oss-credential', credential],
+      ['x-oss-date', dateTime],
+      ['x-oss-signature', signV4(v4SigningKey(o.accessKeySecret, day, o.region), policyB64)]
+    ]
+  } else {
+    sign = (policyB64) => [['OSSAccessKeyId', o.accessKeyId], ['Signature', signV1(o.accessKeySecret, policyB64)]]
+  }
+  const policy: PostPolicy = { expiration: new Date(now.getTime() + POST_POLICY_TTL_MS).toISOString(), conditions }
+  const policyB64 = Buffer.from(JSON.stringify(policy), 'utf8').toString('base64')
+  fields.push(['policy', policyB64], ...sign(policyB64))
+  if (o.securityToken !== undefined) fields.push(['x-oss-security-token', o.securityToken])
+  fields.push(['success_action_status', '200'], ['Content-Type', contentType], ['callback', cb.callback])
+  for (const [name, value] of Object.entries(cb.vars)) fields.push([name, value])
+  return { policy, fields }
+}
+
+/**
+ * The URL a browser posts to: `https://<bucket>.<endpoint host>/` (virtual-hosted,
+ * what OSS expects), or `http://<ip>:<port>/<bucket>` for an IP endpoint (the
+ * simulator), where no `<bucket>.` host name exists and fetch cannot set `Host`.
+ */
+export function postUrl (endpoint: URL, bucket: string): string {
+  if (isIP(endpoint.hostname.replace(/^\[|\]$/g, '')) !== 0) return `${endpoint.origin}/${bucket}`
+  return `${endpoint.protocol}//${bucket}.${endpoint.host}/`
+}
+
+/**
+ * Uploads with a PostObject form. ali-oss has no PostObject (it signs requests
+ * for servers; the form is what browsers send), so the form is built here, signed
+ * with the project's V1/V4 signing functions, and sent with `fetch` and `FormData`.
+ */
+export async function postObject (
+  o: ResolvedUploadOptions,
+  cb: UploadCallbackParam,
+  sizeBytes: number,
+  deps: { fetch: typeof fetch, now: () => Date, onProgress: ProgressListener }
+): Promise<UploadResult> {
+  const contentType = o.contentType ?? 'application/octet-stream'
+  const { fields } = buildPostForm(o, cb, sizeBytes, deps.now(), contentType)
+  const form = new FormData()
+  for (const [name, value] of fields) form.append(name, value)
+  form.append('file', await openAsBlob(o.file, { type: contentType }), o.key.split('/').pop() ?? 'file')
+
+  const base = { bucket: o.bucket, key: o.key }
+  deps.onProgress({ loadedBytes: 0, totalBytes: sizeBytes })
+  let res: Response
+  let text: string
+  try {
+    res = await deps.fetch(postUrl(o.endpoint, o.bucket), { method: 'POST', body: form, redirect: 'manual', signal: AbortSignal.timeout(o.requestTimeoutMs) })
+    text = await res.text()
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string, message?: string } }
+    const detail = e.name === 'TimeoutError' ? `no answer within ${o.requestTimeoutMs} ms` : (e.cause?.message ?? e.message)
+    return { outcome: 'failed', exitCode: 1, operation: 'PostObject', ...base, message: detail }
+  }
+  deps.onProgress({ loadedBytes: sizeBytes, totalBytes: sizeBytes })
+
+  const etag = unquoteEtag(res.headers.get('etag') ?? undefined)
+  const crc64 = res.headers.get('x-oss-hash-crc64ecma') ?? undefined
+  const headerRequestId = res.headers.get('x-oss-request-id') ?? undefined
+  const receipt = {
+    operation: 'PostObject' as const,
+    ...base,
+    sizeBytes,
+    ...(etag === undefined ? {} : { etag }),
+    ...(crc64 === undefined ? {} : { crc64 }),
+    ...(headerRequestId === undefined ? {} : { requestId: headerRequestId })
+  }
+  if (res.status === 200) return { outcome: 'callback-ok', exitCode: 0, httpStatus: 200, ...receipt, reply: text }
+  const error = parseOssErrorXml(text)
+  const requestId = headerRequestId ?? error?.requestId
+  if (res.status === 203) {
+    return {
+      outcome: 'callback-failed',
+      exitCode: 2,
+      httpStatus: 203,
+      ...receipt,
+      ...(requestId === undefined ? {} : { requestId }),
+      ossCode: error?.code ?? 'CallbackFailed',
+      reason: error?.message ?? '',
+      ...(error?.ec === undefined ? {} : { ec: error.ec })
+    }
+  }
+  return {
+    outcome: 'failed',
+    exitCode: 1,
+    operation: 'PostObject',
+    ...base,
+    httpStatus: res.status,
+    ...(error?.code === undefined ? {} : { ossCode: error.code }),
+    message: error?.message ?? `OSS answered HTTP ${res.status}`,
+    ...(requestId === undefined ? {} : { requestId })
+  }
+}
