@@ -9,7 +9,7 @@ export {
   type TemplatePart
 } from './protocol/body.js'
 export {
-  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
   normalizeCallbackVarName,
   type CallbackBodyContentType, type CallbackParam, type CallbackParamOptions, type CallbackVars, type DecodedCallbackParam,
   type EncodedCallbackParam

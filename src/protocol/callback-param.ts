@@ -60,6 +60,18 @@ export interface DecodedCallbackParam {
   vars: Record<string, string>
 }
 
+/**
+ * Default `callbackBody` templates with the common system variables. Image fields
+ * are left out of the JSON one: they are inserted bare and are empty for anything
+ * that is not an image, which would make the JSON invalid (protocol doc §3).
+ */
+export const DEFAULT_CALLBACK_BODY: Readonly<Record<CallbackBodyType, string>> = Object.freeze({
+  form: 'bucket=${bucket}&object=${object}&etag=${etag}&size=${size}&mimeType=${mimeType}&crc64=${crc64}' +
+    '&contentMd5=${contentMd5}&operation=${operation}&reqId=${reqId}',
+  json: '{"bucket":${bucket},"object":${object},"etag":${etag},"size":${size},"mimeType":${mimeType},"crc64":${crc64},' +
+    '"contentMd5":${contentMd5},"operation":${operation},"reqId":${reqId}}'
+})
+
 /** At most this many URLs in `callbackUrl`. */
 export const MAX_CALLBACK_URLS = 5
 /** `callback` and `callback-var` are each at most 5 KB, encoded. */

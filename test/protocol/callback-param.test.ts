@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
-  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, encodeCallbackParam, isPublicIpv4, normalizeCallbackVarName,
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, normalizeCallbackVarName,
   type CallbackParam
 } from '../../src/protocol/callback-param.js'
 
@@ -155,5 +155,12 @@ describe('isPublicIpv4', () => {
     ['999.1.1.1', false], ['example.com', false]
   ])('%s -> %s', (ip, expected) => {
     expect(isPublicIpv4(ip)).toBe(expected)
+  })
+})
+
+describe('DEFAULT_CALLBACK_BODY', () => {
+  it('passes the encoder checks for both types', () => {
+    expect(() => encodeCallbackParam({ ...base, callbackBody: DEFAULT_CALLBACK_BODY.form })).not.toThrow()
+    expect(() => encodeCallbackParam({ ...base, callbackBody: DEFAULT_CALLBACK_BODY.json, callbackBodyType: 'application/json' })).not.toThrow()
   })
 })
