@@ -96,7 +96,8 @@ export function parseUploadArgs (argv: readonly string[], env: Readonly<Record<s
     })
   } catch (err) {
     // parseArgs names the flag in its message ("Unknown option '--bukcet'"); keep only its first line.
-    throw invalidOption(String((err as Error).message).split('\n')[0] ?? 'bad arguments')
+    const first = String((err as Error).message).split('\n')[0] ?? 'bad arguments'
+    throw invalidOption(first.replace(/\. To specify a positional argument.*$/, ''))
   }
   const { values: v, positionals } = parsed
   if (v.help === true) return { help: true }

@@ -16,15 +16,16 @@ export interface UploadCallbackParam extends EncodedCallbackParam {
  * would expand it to nothing, which is never what the uploader meant.
  */
 export function encodeUploadCallback (cb: ResolvedUploadOptions['callback']): UploadCallbackParam {
+  // Names first: a default body names every variable, and a bad name should be reported as one.
+  const vars: Record<string, string> = {}
+  for (const [name, value] of Object.entries(cb.vars)) vars[normalizeCallbackVarName(name)] = value
   const encoded = encodeCallbackParam({
     callbackUrl: cb.url,
     ...(cb.host === undefined ? {} : { callbackHost: cb.host }),
     callbackBody: cb.body,
     callbackBodyType: cb.bodyType === 'json' ? JSON_CONTENT_TYPE : FORM_CONTENT_TYPE,
     ...(cb.sni ? { callbackSNI: true } : {})
-  }, cb.vars)
-  const vars: Record<string, string> = {}
-  for (const [name, value] of Object.entries(cb.vars)) vars[normalizeCallbackVarName(name)] = value
+  }, vars)
   for (const part of parseCallbackTemplate(cb.body)) {
     if ('variable' in part && part.variable.startsWith('x:') && !Object.hasOwn(vars, part.variable)) {
       throw invalidOption(`callback body: \${${part.variable}} has no value; give it with --var ${part.variable.slice(2)}=<value>`)

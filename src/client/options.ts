@@ -1,5 +1,6 @@
 import { basename } from 'node:path'
 import { invalidOption } from '../errors.js'
+import { DEFAULT_CALLBACK_BODY } from '../protocol/callback-param.js'
 
 /** How the uploader signs its requests: V4 (`OSS4-HMAC-SHA256`, OSS's current scheme) or V1 (HMAC-SHA1). */
 export type SignatureVersion = 1 | 4
@@ -94,21 +95,17 @@ export interface ResolvedUploadOptions {
   requestTimeoutMs: number
 }
 
-// The system variables a default body carries. Image fields stay out of JSON bodies:
-// OSS inserts numbers bare, so an empty height for a non-image would break the JSON.
-const DEFAULT_BODY_FIELDS = ['bucket', 'object', 'etag', 'size', 'mimeType', 'crc64', 'contentMd5', 'operation'] as const
-const FORM_ONLY_FIELDS = ['imageInfo.height', 'imageInfo.width', 'imageInfo.format'] as const
-
 /**
- * The callback body used when none is given: the common system variables and every
- * custom variable (named with its `x:` prefix), as JSON or as a urlencoded form.
+ * The callback body used when none is given: the shared default template
+ * (`DEFAULT_CALLBACK_BODY`, the common system variables) plus every custom variable,
+ * named with its `x:` prefix.
  */
 export function defaultCallbackBody (bodyType: 'json' | 'form', varNames: readonly string[] = []): string {
   const vars = varNames.map((n) => (n.startsWith('x:') ? n : `x:${n}`))
-  if (bodyType === 'json') {
-    return `{${[...DEFAULT_BODY_FIELDS, ...vars].map((n) => `${JSON.stringify(n)}:\${${n}}`).join(',')}}`
-  }
-  return [...DEFAULT_BODY_FIELDS, ...FORM_ONLY_FIELDS, ...vars].map((n) => `${n}=\${${n}}`).join('&')
+  const base = DEFAULT_CALLBACK_BODY[bodyType]
+  if (vars.length === 0) return base
+  if (bodyType === 'json') return `${base.slice(0, -1)},${vars.map((n) => `${JSON.stringify(n)}:\${${n}}`).join(',')}}`
+  return `${base}&${vars.map((n) => `${n}=\${${n}}`).join('&')}`
 }
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/

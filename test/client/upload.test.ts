@@ -75,7 +75,7 @@ describe('PutObject through ali-oss', () => {
     expect(req.headers.authorization).toMatch(/^OSS4-HMAC-SHA256 Credential=ak\/\d{8}\/cn-hangzhou\/oss\/aliyun_v4_request,Signature=[0-9a-f]{64}$/)
     expect(decodeB64Json(req.headers['x-oss-callback'])).toEqual({
       callbackUrl: 'http://127.0.0.1:9/cb',
-      callbackBody: '{"bucket":${bucket},"object":${object},"etag":${etag},"size":${size},"mimeType":${mimeType},"crc64":${crc64},"contentMd5":${contentMd5},"operation":${operation},"x:uid":${x:uid}}',
+      callbackBody: '{"bucket":${bucket},"object":${object},"etag":${etag},"size":${size},"mimeType":${mimeType},"crc64":${crc64},"contentMd5":${contentMd5},"operation":${operation},"reqId":${reqId},"x:uid":${x:uid}}',
       callbackBodyType: 'application/json'
     })
     expect(decodeB64Json(req.headers['x-oss-callback-var'])).toEqual({ 'x:uid': '42' })
