@@ -24,3 +24,10 @@ export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type 
 export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
 export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
 export { loadConfig, type ServerConfig } from './server/config.js'
+export { upload, type UploadDependencies } from './client/upload.js'
+export { runUploadCommand, type UploadCommandIo } from './client/command.js'
+export { defaultCallbackBody, UPLOAD_DEFAULTS, type SignatureVersion, type UploadCallbackOptions, type UploadOptions } from './client/options.js'
+export type { UploadProgress, ProgressListener } from './client/progress.js'
+export type {
+  UploadCallbackFailed, UploadFailed, UploadOperation, UploadReceipt, UploadResult, UploadStep, UploadSucceeded
+} from './client/result.js'
