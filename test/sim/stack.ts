@@ -1,0 +1,75 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import OSS from 'ali-oss'
+import type { VerifiedCallback } from '../../src/receiver/verify.js'
+import { buildApp } from '../../src/server/app.js'
+import { loadConfig } from '../../src/server/config.js'
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/server.js'
+
+/** A simulator and a real receiver that trusts it, both on 127.0.0.1. */
+export interface Stack {
+  sim: Simulator
+  receiver: FastifyInstance
+  /** `http://127.0.0.1:<port>/oss/callback` */
+  callbackUrl: string
+  /** Every callback the receiver verified, in order. */
+  received: VerifiedCallback[]
+  close: () => Promise<void>
+}
+
+export async function startStack (options: SimulatorOptions = {}): Promise<Stack> {
+  const sim = await startSimulator({ port: 0, ...options })
+  const received: VerifiedCallback[] = []
+  const receiver = await buildApp(loadConfig({ OSS_CALLBACK_KEY_ORIGINS: sim.origin, LOG_LEVEL: 'silent' }), {
+    handler: (callback) => {
+      received.push(callback)
+      return { Status: 'OK', object: callback.system.object, size: callback.system.size, vars: callback.vars }
+    }
+  })
+  await receiver.listen({ port: 0, host: '127.0.0.1' })
+  const port = (receiver.server.address() as AddressInfo).port
+  return {
+    sim,
+    receiver,
+    callbackUrl: `http://127.0.0.1:${port}/oss/callback`,
+    received,
+    close: async () => {
+      await receiver.close()
+      await sim.close()
+    }
+  }
+}
+
+/** An ali-oss client pointed at the simulator, as a user would configure it. */
+export function aliOssClient (sim: Simulator, bucket = 'examplebucket'): OSS {
+  return new OSS({
+    endpoint: sim.origin,
+    accessKeyId: sim.credentials.accessKeyId,
+    accessKeySecret: sim.credentials.accessKeySecret,
+    bucket,
+    region: 'oss-cn-hangzhou',
+    timeout: 20_000
+  })
+}
+
+/** A loopback HTTP server with a fixed behaviour, standing in for a broken receiver. */
+export async function startFakeReceiver (handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string, server: Server, requests: number, close: () => Promise<void> }> {
+  const state = { requests: 0 }
+  const server = createServer((req, res) => {
+    state.requests++
+    req.resume()
+    handle(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}/cb`,
+    server,
+    get requests () { return state.requests },
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
