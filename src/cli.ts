@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { runUploadCommand } from './client/command.js'
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
@@ -20,8 +19,11 @@ async function main (argv: string[]): Promise<number | undefined> {
       await serve(config)
       return undefined
     }
-    case 'upload':
+    case 'upload': {
+      // Loaded on demand: ali-oss and its HTTP stack are not needed by the other commands.
+      const { runUploadCommand } = await import('./client/command.js')
       return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr })
+    }
     case undefined:
     case '-h':
     case '--help':
