@@ -227,6 +227,26 @@ describe('PostObject form', () => {
   })
 })
 
+describe('STS credentials and local failures', () => {
+  it('sends the security token with PutObject, and in the PostObject form and policy', async () => {
+    fake = await startFakeOss((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') })
+    await upload(options(fake.endpoint, { securityToken: 'sts-token' }))
+    expect(fake.seen[0]!.headers['x-oss-security-token']).toBe('sts-token')
+    await upload(options(fake.endpoint, { securityToken: 'sts-token', post: true }))
+    const req = fake.seen[1]!
+    const form = await new Response(new Uint8Array(req.body), { headers: { 'content-type': String(req.headers['content-type']) } }).formData()
+    expect(form.get('x-oss-security-token')).toBe('sts-token')
+    expect((decodeB64Json(form.get('policy')) as { conditions: unknown[] }).conditions).toContainEqual({ 'x-oss-security-token': 'sts-token' })
+  })
+
+  it('reports a file it cannot read as a failure before sending anything', async () => {
+    fake = await startFakeOss((_req, res) => { res.end() })
+    const result = await upload(options(fake.endpoint, { file: join(dir, 'missing.txt') }))
+    expect(result).toEqual({ outcome: 'failed', exitCode: 1, bucket: 'demo-bucket', key: 'missing.txt', message: `cannot read ${join(dir, 'missing.txt')}: ENOENT` })
+    expect(fake.seen).toHaveLength(0)
+  })
+})
+
 describe('OSS error XML', () => {
   it('reads the fields and refuses what is not an OSS error', () => {
     expect(parseOssErrorXml(ossErrorXml('NoSuchKey', 'The specified key does not exist.', 'R9', '0026-00000001'))).toEqual({
