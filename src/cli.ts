@@ -2,12 +2,15 @@
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
+import { runSendCommand, runSimCommand } from './sim/commands.js'
 
 const USAGE = `Usage: oss-callback <command>
 
 Commands:
   serve    run the standalone callback receiver (configured by environment variables; see README)
+  sim      run a local OSS stand-in that performs upload callbacks as OSS does (sim --help)
   upload   upload a file with an upload callback and print the relayed reply (upload --help)
+  send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
 `
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
@@ -24,6 +27,10 @@ async function main (argv: string[]): Promise<number | undefined> {
       const { runUploadCommand } = await import('./client/command.js')
       return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr })
     }
+    case 'sim':
+      return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined
+    case 'send':
+      return await runSendCommand(argv.slice(1))
     case undefined:
     case '-h':
     case '--help':

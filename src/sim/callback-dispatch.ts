@@ -53,6 +53,8 @@ export interface CallbackAttempt {
   ok: boolean
   /** OSS's 203 message when not accepted. */
   message?: string
+  /** True when no full reply came within the timeout. */
+  timedOut?: boolean
 }
 
 /** The outcome of one callback, all URLs tried. */
@@ -111,7 +113,7 @@ function attempt (url: URL, body: Buffer, headers: Record<string, string>, param
     })
     const timer = setTimeout(() => {
       const address = `${req.socket?.remoteAddress ?? hostname}:${req.socket?.remotePort ?? port}`
-      finish({ ...(reply === undefined ? {} : { status: reply.statusCode }), ok: false, message: CALLBACK_FAILURE_MESSAGES.timeout(address, ctx.timeoutMs) })
+      finish({ ...(reply === undefined ? {} : { status: reply.statusCode }), ok: false, timedOut: true, message: CALLBACK_FAILURE_MESSAGES.timeout(address, ctx.timeoutMs) })
     }, ctx.timeoutMs)
     req.on('error', () => {
       finish({ ok: false, message: CALLBACK_FAILURE_MESSAGES.connect })

@@ -43,6 +43,8 @@ export interface SendAttempt {
   message?: string
   /** The reply body as text (up to 1 MB). */
   body?: string
+  /** True when no full reply came within OSS's timeout. */
+  timedOut?: boolean
 }
 
 /** The answer of `POST /-/callbacks`. */
@@ -55,6 +57,8 @@ export interface SendResult {
   sentBody: string
   /** True when the bucket and key name an object stored in the simulator (its real values were sent). */
   storedObject: boolean
+  /** The simulator's reply timeout, ms (OSS: 5000). */
+  timeoutMs: number
   attempts: SendAttempt[]
 }
 
@@ -63,6 +67,7 @@ interface SendContext {
   strict: boolean
   now: () => Date
   requestId: string
+  timeoutMs: number
   run: (param: DecodedCallbackParam, object: ObjectFacts, vars: Record<string, string>) => Promise<DispatchResult>
 }
 
@@ -156,6 +161,7 @@ export async function fireTestCallback (request: FastifyRequest, reply: FastifyR
       ...(result.message === undefined ? {} : { message: result.message }),
       sentBody: result.sentBody,
       storedObject: stored !== undefined,
+      timeoutMs: ctx.timeoutMs,
       attempts: result.attempts.map((a) => ({
         url: a.url,
         ...(a.status === undefined ? {} : { status: a.status }),
@@ -163,7 +169,8 @@ export async function fireTestCallback (request: FastifyRequest, reply: FastifyR
         elapsedMs: a.elapsedMs,
         ok: a.ok,
         ...(a.message === undefined ? {} : { message: a.message }),
-        ...(a.body === undefined ? {} : { body: a.body.toString('utf8') })
+        ...(a.body === undefined ? {} : { body: a.body.toString('utf8') }),
+        ...(a.timedOut === true ? { timedOut: true } : {})
       }))
     }
     return await reply.code(200).type('application/json').send(answer)

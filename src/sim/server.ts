@@ -9,6 +9,7 @@ import { invalidOption } from '../errors.js'
 import type { CallbackBodyValues } from '../protocol/body.js'
 import { CALLBACK_PARAM_MESSAGES, decodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
+import { V1_SIGNED_SUBRESOURCES } from '../protocol/oss-signing.js'
 import { percentDecodePath } from '../protocol/string-to-sign.js'
 import { checkRequestSignature, type SimCredentials } from './auth.js'
 import { dispatchCallback, OSS_CALLBACK_TIMEOUT_MS, type DispatchResult } from './callback-dispatch.js'
@@ -72,6 +73,12 @@ const MAX_KEY_BYTES = 1023
 const MAX_XML_BYTES = 1024 * 1024
 const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/
 const KEY_FILE = 'callback-key.pem'
+/** Query parameters that do not change which of the implemented operations a request is. */
+const HANDLED_SUBRESOURCES: ReadonlySet<string> = new Set([
+  'uploads', 'uploadId', 'partNumber', 'callback', 'callback-var', 'security-token', 'response-content-type',
+  'response-content-language', 'response-expires', 'response-cache-control', 'response-content-disposition',
+  'response-content-encoding'
+])
 
 interface Upload {
   bucket: string
@@ -565,8 +572,12 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       if (t.path === SEND_PATH && method === 'POST') {
         checkRequestSignature({ method, query: t.query, headers, now: now(), resource: SEND_PATH }, credentials)
         return await fireTestCallback(request, reply, {
-          store, strict, now, requestId,
-          run: async (param, object, vars) => await runCallback(param, object, 'PutObject', requestId, request.ip, vars)
+          store, strict, now, requestId, timeoutMs: callbackTimeoutMs,
+          run: async (param, object, vars) => {
+            const result = await runCallback(param, object, 'PutObject', requestId, request.ip, vars)
+            log(`send ${object.bucket}/${object.key}${describeCallback(result)}`)
+            return result
+          }
         })
       }
       throw OSS_ERRORS.notImplemented()
@@ -575,7 +586,8 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     if (isForm) return await postObject(request, reply, t, requestId)
     checkBucketAndKey(t, false)
     checkRequestSignature({ method, bucket: t.bucket, key: t.key, query: t.query, headers, now: now() }, credentials)
-    if (t.key === undefined) throw OSS_ERRORS.notImplemented()
+    // `?acl`, `?tagging`, `?append`, … are other operations on the same path: never mistake them for these.
+    if (t.key === undefined || t.query.some(([k]) => V1_SIGNED_SUBRESOURCES.has(k) && !HANDLED_SUBRESOURCES.has(k))) throw OSS_ERRORS.notImplemented()
     switch (method) {
       case 'PUT':
         return queryHas(t, 'uploadId') ? await uploadPart(request, reply, t) : await putObject(request, reply, t, headers, requestId)

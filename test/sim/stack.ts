@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import OSS from 'ali-oss'
+import { XMLParser } from 'fast-xml-parser'
 import type { VerifiedCallback } from '../../src/receiver/verify.js'
 import { buildApp } from '../../src/server/app.js'
 import { loadConfig } from '../../src/server/config.js'
@@ -72,4 +73,44 @@ export async function startFakeReceiver (handle: (req: IncomingMessage, res: Ser
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+}
+
+/** A reply read whole. */
+export interface RawReply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+  text: string
+}
+
+/** Sends one HTTP request exactly as given (path and headers untouched) to 127.0.0.1. */
+export async function rawRequest (port: number, method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawReply> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false, setHost: headers.Host === undefined && headers.host === undefined }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const data = Buffer.concat(chunks)
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, text: data.toString('utf8') })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** V1 headers for a request, signed with the project's own V1 signer. */
+export async function v1Headers (sim: Simulator, method: string, resource: string, headers: Record<string, string> = {}, secret = sim.credentials.accessKeySecret): Promise<Record<string, string>> {
+  const { signV1, v1StringToSign } = await import('../../src/protocol/oss-signing.js')
+  const all = { date: new Date().toUTCString(), ...headers }
+  const signature = signV1(secret, v1StringToSign({ method, resource, headers: all }))
+  return { ...all, authorization: `OSS ${sim.credentials.accessKeyId}:${signature}` }
+}
+
+/** The `<Code>` and `<Message>` of an OSS XML error. */
+export function xmlError (text: string): Record<string, string> {
+  const doc = new XMLParser({ parseTagValue: false, processEntities: true }).parse(text) as { Error?: Record<string, string> }
+  return doc.Error ?? {}
 }

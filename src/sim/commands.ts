@@ -1,0 +1,156 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import closeWithGrace from 'close-with-grace'
+import { invalidOption } from '../errors.js'
+import type { SimCredentials } from './auth.js'
+import { formatSendReport, sendTestCallback, DEFAULT_SIM_URL } from './send.js'
+import type { SendRequest } from './send-endpoint.js'
+import { SIM_DEV_CREDENTIALS, startSimulator, type Simulator } from './server.js'
+
+/** Where a command writes. */
+export interface CommandIo {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+}
+
+const processIo: CommandIo = {
+  stdout: (text) => { process.stdout.write(text) },
+  stderr: (text) => { process.stderr.write(text) }
+}
+
+export const SIM_USAGE = `Usage: oss-callback sim [--port 8090] [--host 127.0.0.1] [--data-dir <dir>] [--strict]
+                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824]
+
+A local stand-in for OSS that performs upload callbacks exactly as OSS does.
+Credentials: OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or the printed dev pair when both are unset.
+`
+
+export const SEND_USAGE = `Usage: oss-callback send <callback-url> [--sim ${DEFAULT_SIM_URL}] [--bucket examplebucket]
+                        [--key example/object.txt] [--size 0] [--callback-body <template>]
+                        [--callback-body-type form|json] [--callback-host <host>] [--var name=value]... [--json]
+
+Asks a running simulator to fire a signed callback and says whether OSS would accept the answer.
+Exit 0: OSS would accept it; 2: it would not (the uploader would get 203); 1: any other failure.
+`
+
+/** Credentials from OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET, or the dev pair when both are unset. */
+export function simCredentialsFromEnv (env: NodeJS.ProcessEnv): { credentials: SimCredentials, dev: boolean } {
+  const id = env.OSS_ACCESS_KEY_ID ?? ''
+  const secret = env.OSS_ACCESS_KEY_SECRET ?? ''
+  if (id === '' && secret === '') return { credentials: SIM_DEV_CREDENTIALS, dev: true }
+  if (id === '' || secret === '') throw invalidOption('set both OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or neither to use the simulator\'s dev pair')
+  return { credentials: { accessKeyId: id, accessKeySecret: secret }, dev: false }
+}
+
+function integer (name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw invalidOption(`--${name} must be a whole number from ${min} to ${max}`)
+  return Number(text)
+}
+
+function parse (argv: string[], options: NonNullable<ParseArgsConfig['options']>, positionals: boolean): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: positionals, strict: true })
+  } catch (err) {
+    throw invalidOption((err as Error).message)
+  }
+}
+
+/**
+ * `oss-callback sim`: starts the simulator, prints how to use it, and runs until
+ * SIGINT/SIGTERM. Returns the running simulator.
+ */
+export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = process.env, io: CommandIo = processIo): Promise<Simulator | undefined> {
+  const { values } = parse(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'data-dir': { type: 'string' },
+    strict: { type: 'boolean' },
+    'callback-timeout-ms': { type: 'string' },
+    'max-object-bytes': { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  }, false)
+  if (values.help === true) {
+    io.stdout(SIM_USAGE)
+    return undefined
+  }
+  const { credentials, dev } = simCredentialsFromEnv(env)
+  const callbackTimeoutMs = integer('callback-timeout-ms', values['callback-timeout-ms'] as string | undefined, 1, 60_000)
+  const maxObjectBytes = integer('max-object-bytes', values['max-object-bytes'] as string | undefined, 1, Number.MAX_SAFE_INTEGER)
+  const port = integer('port', values.port as string | undefined, 0, 65535)
+  const dataDir = values['data-dir'] as string | undefined
+  const strict = values.strict === true
+  const sim = await startSimulator({
+    ...(port === undefined ? {} : { port }),
+    ...(values.host === undefined ? {} : { host: values.host as string }),
+    ...(dataDir === undefined ? {} : { dataDir }),
+    ...(callbackTimeoutMs === undefined ? {} : { callbackTimeoutMs }),
+    ...(maxObjectBytes === undefined ? {} : { maxObjectBytes }),
+    strict,
+    credentials,
+    log: (line) => { io.stdout(`${new Date().toISOString()} ${line}\n`) }
+  })
+  closeWithGrace({ delay: 5000 }, async () => { await sim.close() })
+  io.stdout([
+    `oss-callback simulator listening on ${sim.origin}`,
+    `  endpoint     ${sim.origin}  (path style /<bucket>/<key>, or virtual-hosted Host: <bucket>.oss-<region>.aliyuncs.com)`,
+    dev
+      ? `  credentials  OSS_ACCESS_KEY_ID=${credentials.accessKeyId} OSS_ACCESS_KEY_SECRET=${credentials.accessKeySecret}  (the fixed dev pair; set both variables to use your own)`
+      : `  credentials  OSS_ACCESS_KEY_ID=${credentials.accessKeyId} and the secret from OSS_ACCESS_KEY_SECRET`,
+    `  callback key ${sim.publicKeyUrl}`,
+    `  receivers trust it with OSS_CALLBACK_KEY_ORIGINS=${new URL(sim.publicKeyUrl).origin}`,
+    `  objects      ${dataDir === undefined ? 'in memory (gone on exit)' : `on disk in ${dataDir}`}`,
+    `  callbacks    ${strict ? 'strict: private and loopback URLs refused, as OSS does' : 'loopback and private URLs allowed (--strict refuses them as OSS does)'}`,
+    ''
+  ].join('\n'))
+  return sim
+}
+
+/** `oss-callback send`: returns the exit code (0 accepted, 2 not accepted, 1 other failure). */
+export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = process.env, io: CommandIo = processIo): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    sim: { type: 'string' },
+    bucket: { type: 'string' },
+    key: { type: 'string' },
+    size: { type: 'string' },
+    'callback-body': { type: 'string' },
+    'callback-body-type': { type: 'string' },
+    'callback-host': { type: 'string' },
+    var: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  }, true)
+  if (values.help === true) {
+    io.stdout(SEND_USAGE)
+    return 0
+  }
+  if (positionals.length !== 1) throw invalidOption(`send takes exactly one <callback-url>\n${SEND_USAGE}`)
+  const type = (values['callback-body-type'] as string | undefined) ?? 'form'
+  if (type !== 'form' && type !== 'json') throw invalidOption('--callback-body-type must be form or json')
+  const vars: Record<string, string> = {}
+  for (const item of (values.var as string[] | undefined) ?? []) {
+    const eq = item.indexOf('=')
+    if (eq <= 0) throw invalidOption('--var takes name=value')
+    vars[item.slice(0, eq)] = item.slice(eq + 1)
+  }
+  const size = integer('size', values.size as string | undefined, 0, 1024 * 1024 * 1024)
+  const request: SendRequest = {
+    callbackUrl: positionals[0] as string,
+    callbackBodyType: type,
+    vars,
+    ...(values.bucket === undefined ? {} : { bucket: values.bucket as string }),
+    ...(values.key === undefined ? {} : { key: values.key as string }),
+    ...(size === undefined ? {} : { size }),
+    ...(values['callback-body'] === undefined ? {} : { callbackBody: values['callback-body'] as string }),
+    ...(values['callback-host'] === undefined ? {} : { callbackHost: values['callback-host'] as string })
+  }
+  const { credentials } = simCredentialsFromEnv(env)
+  const result = await sendTestCallback({ simUrl: (values.sim as string | undefined) ?? DEFAULT_SIM_URL, credentials, request })
+  if (values.json === true) {
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`)
+  } else {
+    const last = result.attempts.at(-1)
+    if (last?.body !== undefined) io.stdout(last.body.endsWith('\n') ? last.body : `${last.body}\n`)
+    io.stderr(formatSendReport(result))
+  }
+  return result.accepted ? 0 : 2
+}
