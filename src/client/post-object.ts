@@ -97,7 +97,7 @@ export async function postObject (
     text = await res.text()
   } catch (err) {
     const e = err as Error & { cause?: { code?: string, message?: string } }
-    const detail = e.name === 'TimeoutError' ? `no answer within ${o.requestTimeoutMs} ms` : (e.cause?.message ?? e.message)
+    const detail = e.name === 'TimeoutError' ? `no answer within ${o.requestTimeoutMs} ms` : `${e.message}${e.cause?.message === undefined ? '' : `: ${e.cause.message}`}`
     return { outcome: 'failed', exitCode: 1, operation: 'PostObject', ...base, message: detail }
   }
   deps.onProgress({ loadedBytes: sizeBytes, totalBytes: sizeBytes })

@@ -131,8 +131,14 @@ function finalResult (o: ResolvedUploadOptions, attempt: Attempt, res: RawRespon
 function failure (o: ResolvedUploadOptions, operation: UploadStep | undefined, err: AliOssError, res?: RawResponse): UploadFailed {
   const httpStatus = typeof err.status === 'number' ? (err.status > 0 ? err.status : undefined) : (res !== undefined && res.status > 0 ? res.status : undefined)
   const requestId = err.requestId ?? (res !== undefined && res.status === httpStatus ? header(res, 'x-oss-request-id') : undefined)
-  // A network error carries urllib's name (RequestError, ConnectionTimeoutError) as its code; that is not OSS's code.
-  const ossCode = httpStatus === undefined ? undefined : err.code
+  // A network error carries urllib's name (RequestError, ConnectionTimeoutError) as its code, and ali-oss
+  // names a body-less 404 "NoSuchKey": neither is a code OSS sent.
+  const bodyless = res !== undefined && res.status === httpStatus && bodyText(res) === ''
+  const ossCode = httpStatus === undefined || bodyless ? undefined : err.code
+  // urllib appends the request and its agent's socket counts to the message: keep what happened.
+  const message = bodyless
+    ? `OSS answered HTTP ${httpStatus} with no error body`
+    : (String(err.message ?? err.name ?? 'unknown error').split('\n')[0] as string).replace(/, (?:GET|PUT|POST|DELETE|HEAD) https?:\/\/\S+ -?\d+ \(connected: .*$/, '')
   return {
     outcome: 'failed',
     exitCode: 1,
@@ -141,7 +147,7 @@ function failure (o: ResolvedUploadOptions, operation: UploadStep | undefined, e
     key: o.key,
     ...(httpStatus === undefined ? {} : { httpStatus }),
     ...(ossCode === undefined ? {} : { ossCode }),
-    message: String(err.message ?? err.name ?? 'unknown error').split('\n')[0] as string,
+    message,
     ...(requestId === undefined ? {} : { requestId })
   }
 }

@@ -128,7 +128,16 @@ describe('PutObject through ali-oss', () => {
     expect(result.exitCode).toBe(1)
     expect(result).not.toHaveProperty('ossCode')
     expect(result).not.toHaveProperty('httpStatus')
-    expect((result as { message: string }).message).toMatch(/ECONNREFUSED/)
+    expect((result as { message: string }).message).toBe(`connect ECONNREFUSED 127.0.0.1:${port}`)
+  })
+
+  it('does not pass off ali-oss\'s guess for a body-less error as an OSS code', async () => {
+    fake = await startFakeOss((_req, res) => { res.writeHead(404); res.end() })
+    const result = await upload(options(fake.endpoint))
+    expect(result).toEqual({
+      outcome: 'failed', exitCode: 1, operation: 'PutObject', bucket: 'demo-bucket', key: 'hello.txt', httpStatus: 404,
+      message: 'OSS answered HTTP 404 with no error body'
+    })
   })
 })
 
