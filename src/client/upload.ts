@@ -85,6 +85,8 @@ function createClient (o: ResolvedUploadOptions): { client: OSS, last: () => Raw
   return { client, last: () => last }
 }
 
+// Headers, not ali-oss's `callback` option: that option checks nothing and passes the URL
+// through encodeURI, which turns an escape already in it (`%20`) into `%2520`.
 function callbackHeaders (cb: UploadCallbackParam): Record<string, string> {
   return { 'x-oss-callback': cb.callback, ...(cb.callbackVar === undefined ? {} : { 'x-oss-callback-var': cb.callbackVar }) }
 }
