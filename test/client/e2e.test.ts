@@ -76,9 +76,9 @@ describe('upload with a callback answered (exit 0, the relayed JSON on stdout)',
     expect((await storedContent(KEY_CHARS)).toString()).toBe('hello, oss\n')
   })
 
-  it('multipart with 4 parts, urlencoded body, V1 signatures', async () => {
+  it('multipart with 4 parts, urlencoded body, V1 signatures, a callback query kept byte for byte', async () => {
     const key = 'multi/大 文件+2.bin'
-    const run = await cli([large, ...target(key), '--callback-body-type', 'form', '--var', 'uid=7',
+    const run = await cli([large, ...target(key, `${stack.callbackUrl}?ticket=t%2B1%20x`), '--callback-body-type', 'form', '--var', 'uid=7',
       '--multipart-threshold', '100KiB', '--part-size', '100KiB', '--parallel', '3', '--signature-version', '1'])
     expect(run.stderr).toContain('part 4/4')
     expect(run.stderr).toContain('(CompleteMultipartUpload, 358400 bytes, 4 parts, ETag ')
@@ -86,6 +86,7 @@ describe('upload with a callback answered (exit 0, the relayed JSON on stdout)',
     expect(JSON.parse(run.stdout)).toEqual({ Status: 'OK', object: key, size: largeBytes.length, vars: { 'x:uid': '7' } })
     const cb = stack.received.at(-1)!
     expect(cb.type).toBe('form')
+    expect(cb.query).toBe('ticket=t%2B1%20x')
     expect(cb.system).toMatchObject({ object: key, size: largeBytes.length, operation: 'CompleteMultipartUpload' })
     expect((await storedContent(key)).equals(largeBytes)).toBe(true)
   })
