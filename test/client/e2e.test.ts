@@ -10,17 +10,21 @@ import { aliOssClient, startFakeReceiver, startStack, type Stack } from '../sim/
 // End to end across real processes on 127.0.0.1: the client is `node dist/cli.js upload`
 // (built by the global setup), the simulator and the receiver listen on free ports.
 
-const CALLBACK_TIMEOUT_MS = 2000
+// The slow-receiver case uses its own simulator with a short callback timeout (injectable for
+// tests); everything else meets OSS's 5 s, so a loaded machine cannot turn a success into a 203.
+const SHORT_CALLBACK_TIMEOUT_MS = 1000
 const BUCKET = 'e2e-bucket'
 
 let stack: Stack
+let slowStack: Stack
 let dir: string
 let small: string
 let large: string
 const largeBytes = Buffer.alloc(350 * 1024)
 
 beforeAll(async () => {
-  stack = await startStack({ callbackTimeoutMs: CALLBACK_TIMEOUT_MS })
+  stack = await startStack()
+  slowStack = await startStack({ callbackTimeoutMs: SHORT_CALLBACK_TIMEOUT_MS })
   dir = await mkdtemp(join(tmpdir(), 'oss-cb-e2e-'))
   small = join(dir, '小 文件+1.txt')
   await writeFile(small, 'hello, oss\n')
@@ -30,6 +34,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await stack?.close()
+  await slowStack?.close()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -51,18 +56,18 @@ function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
   })
 }
 
-function target (key: string, callbackUrl = stack.callbackUrl): string[] {
-  return ['--endpoint', stack.sim.origin, '--region', 'cn-hangzhou', '--bucket', BUCKET, '--key', key, '--callback-url', callbackUrl]
+function target (key: string, callbackUrl = stack.callbackUrl, on = stack): string[] {
+  return ['--endpoint', on.sim.origin, '--region', 'cn-hangzhou', '--bucket', BUCKET, '--key', key, '--callback-url', callbackUrl]
 }
 
-async function storedContent (key: string): Promise<Buffer> {
-  const got = await aliOssClient(stack.sim, BUCKET).get(key)
+async function storedContent (key: string, on = stack): Promise<Buffer> {
+  const got = await aliOssClient(on.sim, BUCKET).get(key)
   return got.content as Buffer
 }
 
 const KEY_CHARS = '目录/中文 名字+plus 1.txt'
 
-describe('upload with a callback answered (exit 0, the relayed JSON on stdout)', () => {
+describe('upload with a callback answered (exit 0, the relayed JSON on stdout)', { timeout: 60_000 }, () => {
   it('PutObject, JSON body, custom variables, a key with Chinese, spaces and +', async () => {
     const before = stack.received.length
     const run = await cli([small, ...target(KEY_CHARS), '--var', 'uid=42', '--var', 'note=a b&c'])
@@ -112,14 +117,14 @@ async function closedPortUrl (): Promise<string> {
   return `http://127.0.0.1:${port}/cb`
 }
 
-describe('callback failures: 203, the object stored, exit 2', () => {
-  async function expectStoredButFailed (run: Run, key: string, reason: string, content: Buffer): Promise<void> {
+describe('callback failures: 203, the object stored, exit 2', { timeout: 60_000 }, () => {
+  async function expectStoredButFailed (run: Run, key: string, reason: string, content: Buffer, on = stack): Promise<void> {
     expect(run.stdout).toBe('')
     expect(run.stderr).toMatch(new RegExp(`oss-callback: object stored, callback failed: ${reason.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} ` +
       `\\(CallbackFailed 0007-00000203; key ${JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in bucket ${BUCKET}, ETag [0-9A-F]{32}(-\\d+)?, request [0-9A-F]+\\)`))
     expect(run.code).toBe(2)
-    expect((await storedContent(key)).equals(content)).toBe(true)
-    const head = await aliOssClient(stack.sim, BUCKET).head(key)
+    expect((await storedContent(key, on)).equals(content)).toBe(true)
+    const head = await aliOssClient(on.sim, BUCKET).head(key)
     expect((head.res.headers as Record<string, string>)['content-length']).toBe(String(content.length))
   }
 
@@ -169,20 +174,20 @@ describe('callback failures: 203, the object stored, exit 2', () => {
 
   it('a receiver slower than the callback timeout', async () => {
     const receiver = await startFakeReceiver((_req, res) => {
-      setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"late":true}') }, CALLBACK_TIMEOUT_MS + 1500)
+      setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"late":true}') }, SHORT_CALLBACK_TIMEOUT_MS + 1500)
     })
     try {
       const key = 'fail/slow.txt'
-      const run = await cli([small, ...target(key, receiver.url)])
+      const run = await cli([small, ...target(key, receiver.url, slowStack)])
       const address = new URL(receiver.url).host
-      await expectStoredButFailed(run, key, CALLBACK_FAILURE_MESSAGES.timeout(address, CALLBACK_TIMEOUT_MS), Buffer.from('hello, oss\n'))
+      await expectStoredButFailed(run, key, CALLBACK_FAILURE_MESSAGES.timeout(address, SHORT_CALLBACK_TIMEOUT_MS), Buffer.from('hello, oss\n'), slowStack)
     } finally {
       await receiver.close()
     }
   })
 })
 
-describe('other failures: exit 1', () => {
+describe('other failures: exit 1', { timeout: 60_000 }, () => {
   it('a wrong secret gives OSS error code and nothing stored', async () => {
     const key = 'refused/wrong-secret.txt'
     const run = await cli([small, ...target(key)], { OSS_ACCESS_KEY_SECRET: 'not-the-secret' })
