@@ -45,7 +45,7 @@ async function main (argv: string[]): Promise<number | undefined> {
 main(process.argv.slice(2)).then((code) => {
   if (code !== undefined) process.exitCode = code
 }, (err: unknown) => {
-  const message = isOssCallbackError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err)
+  const message = isOssCallbackError(err) ? `${err.message} (${err.code})` : String((err as Error)?.message ?? err)
   process.stderr.write(`oss-callback: ${message}\n`)
   process.exitCode = 1
 })

@@ -31,3 +31,7 @@ export type { UploadProgress, ProgressListener } from './client/progress.js'
 export type {
   UploadCallbackFailed, UploadFailed, UploadOperation, UploadReceipt, UploadResult, UploadStep, UploadSucceeded
 } from './client/result.js'
+export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
+export type { SimCredentials } from './sim/auth.js'
+export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'
+export type { SendAttempt, SendRequest, SendResult } from './sim/send-endpoint.js'

@@ -53,6 +53,23 @@ interface RawEnv {
   LOG_LEVEL: string
 }
 
+// What each variable must be, in words, for the one-line start-up error.
+const RULES: Record<string, string> = {
+  HOST: 'a host name or address',
+  PORT: 'a whole number from 0 to 65535',
+  OSS_CALLBACK_PATH: 'a path starting with / with no query, fragment or spaces',
+  OSS_CALLBACK_PUBLIC_PATH: 'a path starting with / with no query, fragment or spaces',
+  OSS_CALLBACK_KEY_ORIGINS: 'a comma-separated list of origins such as https://gosspublic.alicdn.com',
+  OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 30000',
+  OSS_CALLBACK_DEADLINE_MS: 'a whole number of milliseconds from 1 to 60000',
+  OSS_CALLBACK_BODY_LIMIT_BYTES: 'a whole number of bytes from 1 to 67108864',
+  LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`
+}
+
+function badValue (name: string, value: string | undefined): Error {
+  return invalidOption(`${name} must be ${RULES[name] ?? 'valid'}, got ${JSON.stringify(value)}`)
+}
+
 /** The variables the server reads, for docs and tests. */
 export const CONFIG_VARIABLES = Object.keys(schema.properties)
 
@@ -71,14 +88,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   try {
     raw = envSchema<RawEnv>({ schema: structuredClone(schema) as object, data, env: false })
   } catch (err) {
-    throw invalidOption((err as Error).message.replaceAll('env/', ''))
+    const first = /^env\/([A-Z_]+)/.exec((err as Error).message)?.[1]
+    if (first !== undefined) throw badValue(first, data[first])
+    throw invalidOption((err as Error).message)
   }
   // Integers must be written as integers: "8080abc" or "1e3" are refused, not coerced.
   for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES']) {
     const text = data[name]
-    if (text !== undefined && !/^\d+$/.test(text.trim())) throw invalidOption(`${name} must be a whole number, got ${JSON.stringify(text)}`)
+    if (text !== undefined && !/^\d+$/.test(text.trim())) throw badValue(name, text)
   }
   const keyOrigins = raw.OSS_CALLBACK_KEY_ORIGINS.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (keyOrigins.length === 0) throw badValue('OSS_CALLBACK_KEY_ORIGINS', data.OSS_CALLBACK_KEY_ORIGINS)
   try {
     compileKeyUrlPolicy(keyOrigins)
   } catch (err) {

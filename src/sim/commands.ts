@@ -59,7 +59,7 @@ function parse (argv: string[], options: NonNullable<ParseArgsConfig['options']>
  * `oss-callback sim`: starts the simulator, prints how to use it, and runs until
  * SIGINT/SIGTERM. Returns the running simulator.
  */
-export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = process.env, io: CommandIo = processIo): Promise<Simulator | undefined> {
+export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = process.env, io: CommandIo = processIo, handleSignals = true): Promise<Simulator | undefined> {
   const { values } = parse(argv, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -89,7 +89,7 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
     credentials,
     log: (line) => { io.stdout(`${new Date().toISOString()} ${line}\n`) }
   })
-  closeWithGrace({ delay: 5000 }, async () => { await sim.close() })
+  if (handleSignals) closeWithGrace({ delay: 5000 }, async () => { await sim.close() })
   io.stdout([
     `oss-callback simulator listening on ${sim.origin}`,
     `  endpoint     ${sim.origin}  (path style /<bucket>/<key>, or virtual-hosted Host: <bucket>.oss-<region>.aliyuncs.com)`,

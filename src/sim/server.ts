@@ -122,7 +122,15 @@ function validateOptions (o: SimulatorOptions): Required<Pick<SimulatorOptions, 
 }
 
 function generateSigningKey (): KeyObject {
-  return generateKeyPairSync('rsa', { modulusLength: 512, publicExponent: 65537 }).privateKey
+  // 512 bits like OSS's own key; OpenSSL builds with a hardened policy refuse that, so step up.
+  for (const modulusLength of [512, 1024]) {
+    try {
+      return generateKeyPairSync('rsa', { modulusLength, publicExponent: 65537 }).privateKey
+    } catch {
+      continue
+    }
+  }
+  return generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 }).privateKey
 }
 
 async function loadOrCreateKey (dataDir: string | undefined): Promise<KeyObject> {

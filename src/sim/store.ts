@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { imageInfoOf, type ImageInfo } from './image-info.js'
@@ -99,11 +99,13 @@ export class DiskStore implements ObjectStore {
     await mkdir(p.dir, { recursive: true })
     const { data, lastModified, ...rest } = object
     const meta: DiskMeta = { ...rest, lastModified: lastModified.toISOString() }
-    // Write then rename, so that a reader never sees half an object.
-    await writeFile(`${p.data}.tmp`, data)
-    await writeFile(`${p.meta}.tmp`, JSON.stringify(meta))
-    await rename(`${p.data}.tmp`, p.data)
-    await rename(`${p.meta}.tmp`, p.meta)
+    // Write then rename, so that a reader never sees half an object; a unique temporary name per
+    // write, so that two uploads of one key never interleave in one file.
+    const tmp = `.${randomBytes(8).toString('hex')}.tmp`
+    await writeFile(`${p.data}${tmp}`, data)
+    await writeFile(`${p.meta}${tmp}`, JSON.stringify(meta))
+    await rename(`${p.data}${tmp}`, p.data)
+    await rename(`${p.meta}${tmp}`, p.meta)
   }
 
   async get (bucket: string, key: string): Promise<StoredObject | undefined> {

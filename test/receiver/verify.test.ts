@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createCallbackVerifier, verifyCallback, type CallbackRequest } from '../../src/receiver/verify.js'
+import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
+import { signedCallback, testKeyPair } from '../helpers/keys.js'
+import { docCallback } from '../helpers/fixtures.js'
+
+const docRequest: CallbackRequest = {
+  url: docCallback.path + docCallback.query,
+  headers: docCallback.headers,
+  body: Buffer.from(docCallback.body)
+}
+
+describe('verifyCallback with the real OSS callback', () => {
+  it('verifies offline with the pinned production key', async () => {
+    const cb = await verifyCallback(docRequest)
+    expect(cb.keySource).toBe('pinned')
+    expect(cb.keyUrl).toBe(docCallback.pubKeyUrl)
+    expect(cb.system.bucket).toBe('yonghu-test')
+    expect(cb.path).toBe('/index.php')
+    expect(cb.query).toBe('id=1&index=2')
+    expect(cb.raw.toString()).toBe('bucket=yonghu-test')
+  })
+})
+
+describe('createCallbackVerifier', () => {
+  let server: KeyServer
+  const k512 = testKeyPair(512)
+  const k2048 = testKeyPair(2048)
+  const other = testKeyPair(1024)
+  beforeAll(async () => {
+    server = await startKeyServer({ '/k512.pem': { kind: 'pem', pem: k512.publicPem }, '/k2048.pem': { kind: 'pem', pem: k2048.publicPem } })
+  })
+  afterAll(async () => { await server.close() })
+
+  function verifier (extra: Parameters<typeof createCallbackVerifier>[0] = {}): ReturnType<typeof createCallbackVerifier> {
+    return createCallbackVerifier({ keyOrigins: [server.origin], ...extra })
+  }
+
+  it.each([512, 2048] as const)('verifies a callback signed with a %i-bit key fetched from an allowed origin', async (bits) => {
+    const pair = bits === 512 ? k512 : k2048
+    const req = signedCallback({ url: '/cb?ticket=1', keyUrl: server.url(`/k${bits}.pem`), privateKey: pair.privateKey, body: '{"bucket":"b","size":3,"x:a":"1"}', contentType: 'application/json' })
+    const cb = await verifier().verify(req)
+    expect(cb.type).toBe('json')
+    expect(cb.system.size).toBe(3)
+    expect(cb.vars['x:a']).toBe('1')
+    expect(cb.keySource).toBe('fetch')
+  })
+
+  it('verifies against the public path when a proxy stripped a prefix', async () => {
+    const req = signedCallback({ url: '/cb', signedUrl: '/api/cb', keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey })
+    await expect(verifier().verify(req)).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+    expect((await verifier({ publicPath: '/api/cb' }).verify(req)).path).toBe('/api/cb')
+  })
+
+  const good = (): ReturnType<typeof signedCallback> => signedCallback({ url: '/cb?a=1', keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey })
+  const b64 = (s: string): string => Buffer.from(s).toString('base64')
+
+  const negatives: Array<[string, (r: ReturnType<typeof good>) => CallbackRequest, string]> = [
+    ['authorization missing', (r) => ({ ...r, headers: { ...r.headers, authorization: undefined } as never }), 'OSS_CB_ERR_MISSING_HEADER'],
+    ['x-oss-pub-key-url missing', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': undefined } as never }), 'OSS_CB_ERR_MISSING_HEADER'],
+    ['authorization empty', (r) => ({ ...r, headers: { ...r.headers, authorization: '' } }), 'OSS_CB_ERR_MISSING_HEADER'],
+    ['authorization duplicated (raw headers)', (r) => ({ ...r, rawHeaders: ['Authorization', r.headers.authorization as string, 'authorization', 'AAAA'] }), 'OSS_CB_ERR_DUPLICATE_HEADER'],
+    ['authorization as an array', (r) => ({ ...r, headers: { ...r.headers, authorization: [r.headers.authorization as string, 'x'] } }), 'OSS_CB_ERR_DUPLICATE_HEADER'],
+    ['authorization not base64', (r) => ({ ...r, headers: { ...r.headers, authorization: 'not base64!' } }), 'OSS_CB_ERR_BAD_BASE64'],
+    ['authorization comma-joined', (r) => ({ ...r, headers: { ...r.headers, authorization: `${r.headers.authorization as string}, ${r.headers.authorization as string}` } }), 'OSS_CB_ERR_BAD_BASE64'],
+    ['key URL not base64', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': server.url('/k512.pem') } }), 'OSS_CB_ERR_BAD_BASE64'],
+    ['content type missing', (r) => ({ ...r, headers: { ...r.headers, 'content-type': undefined } as never }), 'OSS_CB_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    ['content type text/plain', (r) => ({ ...r, headers: { ...r.headers, 'content-type': 'text/plain' } }), 'OSS_CB_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    ['path tampered', (r) => ({ ...r, url: '/cc?a=1' }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['query tampered', (r) => ({ ...r, url: '/cb?a=2' }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['query dropped', (r) => ({ ...r, url: '/cb' }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['body tampered', (r) => ({ ...r, body: Buffer.concat([r.body, Buffer.from('&x=1')]) }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['signature truncated', (r) => ({ ...r, headers: { ...r.headers, authorization: Buffer.from(r.headers.authorization as string, 'base64').subarray(1).toString('base64') } }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['signed with another key', (r) => ({ ...r, headers: { ...r.headers, authorization: signedCallback({ url: r.url, body: r.body, keyUrl: '', privateKey: other.privateKey }).headers.authorization as string } }), 'OSS_CB_ERR_SIGNATURE_MISMATCH'],
+    ['key URL look-alike host', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': b64('https://gosspublic.alicdn.com.evil.example/k.pem') } }), 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED'],
+    ['key URL userinfo trick', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': b64('https://gosspublic.alicdn.com@evil.example/k.pem') } }), 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED'],
+    ['key URL in a query', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': b64('https://evil.example/?https://gosspublic.alicdn.com/') } }), 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED'],
+    ['key URL with control bytes', (r) => ({ ...r, headers: { ...r.headers, 'x-oss-pub-key-url': b64(`${server.url('/k512.pem')}\n`) } }), 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED']
+  ]
+
+  it.each(negatives)('refuses: %s', async (_name, mutate, code) => {
+    await expect(verifier().verify(mutate(good()))).rejects.toMatchObject({ code })
+  })
+
+  it('fetches nothing for a refused key URL', async () => {
+    const before = server.total()
+    const req = good()
+    req.headers['x-oss-pub-key-url'] = b64(`${server.origin}.evil.example/k512.pem`)
+    await expect(verifier().verify(req)).rejects.toMatchObject({ code: 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED' })
+    expect(server.total()).toBe(before)
+  })
+
+  it('refetches once when a fetched key stops verifying (rotation) and then verifies with the new key', async () => {
+    const rotating = await startKeyServer({ '/r.pem': { kind: 'pem', pem: other.publicPem } })
+    try {
+      let t = 0
+      const v = createCallbackVerifier({ keyOrigins: [rotating.origin], keys: { now: () => t, refreshMinIntervalMs: 1000 } })
+      const signedOld = signedCallback({ keyUrl: rotating.url('/r.pem'), privateKey: other.privateKey })
+      await v.verify(signedOld)
+      rotating.routes.set('/r.pem', { kind: 'pem', pem: k512.publicPem })
+      const signedNew = signedCallback({ keyUrl: rotating.url('/r.pem'), privateKey: k512.privateKey })
+      await expect(v.verify(signedNew)).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+      expect(rotating.hits.get('/r.pem')).toBe(1)
+      t = 1000
+      expect((await v.verify(signedNew)).keySource).toBe('fetch')
+      expect(rotating.hits.get('/r.pem')).toBe(2)
+      // A forged signature now costs no further fetch.
+      await expect(v.verify({ ...signedNew, body: Buffer.from('forged') })).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+      expect(rotating.hits.get('/r.pem')).toBe(2)
+    } finally {
+      await rotating.close()
+    }
+  })
+
+  it('reports a verified body that does not parse as its own error', async () => {
+    const req = signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body: '{"size":', contentType: 'application/json' })
+    await expect(verifier().verify(req)).rejects.toMatchObject({ code: 'OSS_CB_ERR_BODY_UNPARSEABLE', statusCode: 400 })
+  })
+
+  it('refuses a bad publicPath at creation', () => {
+    expect(() => createCallbackVerifier({ publicPath: 'no-slash' })).toThrow(expect.objectContaining({ code: 'OSS_CB_ERR_INVALID_OPTION' }))
+  })
+})

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { crc64 } from '../../src/protocol/crc64.js'
+import { runSendCommand, runSimCommand, simCredentialsFromEnv } from '../../src/sim/commands.js'
+import { sendTestCallback } from '../../src/sim/send.js'
+import { SIM_DEV_CREDENTIALS, startSimulator } from '../../src/sim/server.js'
+import { aliOssClient, startFakeReceiver, startStack, type Stack } from './stack.js'
+
+let stack: Stack
+beforeAll(async () => { stack = await startStack() })
+afterAll(async () => { await stack.close() })
+
+function capture (): { io: { stdout: (t: string) => void, stderr: (t: string) => void }, out: () => string, err: () => string } {
+  let out = ''
+  let err = ''
+  return { io: { stdout: (t) => { out += t }, stderr: (t) => { err += t } }, out: () => out, err: () => err }
+}
+
+describe('sendTestCallback', () => {
+  it('fires a signed callback the receiver accepts, with the values of a synthetic object', async () => {
+    const result = await sendTestCallback({
+      simUrl: stack.sim.origin,
+      credentials: stack.sim.credentials,
+      request: { callbackUrl: stack.callbackUrl, bucket: 'photos', key: 'a/中 文+1.jpg', size: 1000, vars: { uid: '7' }, callbackBody: 'bucket=${bucket}&object=${object}&size=${size}&etag=${etag}&crc64=${crc64}&x:uid=${x:uid}' }
+    })
+    const zeros = Buffer.alloc(1000)
+    expect(result).toMatchObject({ accepted: true, storedObject: false, timeoutMs: 5000 })
+    expect(result.attempts).toHaveLength(1)
+    expect(result.attempts[0]).toMatchObject({ url: stack.callbackUrl, status: 200, ok: true })
+    expect(JSON.parse(result.attempts[0]?.body ?? '')).toEqual({ Status: 'OK', object: 'a/中 文+1.jpg', size: 1000, vars: { 'x:uid': '7' } })
+    expect(stack.received.at(-1)?.system).toMatchObject({
+      bucket: 'photos',
+      etag: createHash('md5').update(zeros).digest('hex').toUpperCase(),
+      crc64: crc64(zeros).toString()
+    })
+    expect(result.sentBody).toBe(stack.received.at(-1)?.raw.toString())
+  })
+
+  it('uses the real values of an object stored in the simulator', async () => {
+    await aliOssClient(stack.sim).put('stored/for-send.txt', Buffer.from('stored content'))
+    const result = await sendTestCallback({
+      simUrl: stack.sim.origin,
+      credentials: stack.sim.credentials,
+      request: { callbackUrl: stack.callbackUrl, key: 'stored/for-send.txt', callbackBodyType: 'json' }
+    })
+    expect(result.storedObject).toBe(true)
+    expect(stack.received.at(-1)?.system).toMatchObject({ size: 14, etag: createHash('md5').update('stored content').digest('hex').toUpperCase(), mimeType: 'text/plain' })
+  })
+
+  it('reports what OSS would say about a rejected reply', async () => {
+    const redirect = await startFakeReceiver((_req, res) => { res.writeHead(302, { location: '/elsewhere' }).end() })
+    try {
+      const result = await sendTestCallback({ simUrl: stack.sim.origin, credentials: stack.sim.credentials, request: { callbackUrl: redirect.url } })
+      expect(result).toMatchObject({ accepted: false, message: 'Error status : 302.' })
+    } finally {
+      await redirect.close()
+    }
+  })
+
+  it('fails with the reason for a bad parameter, wrong credentials or no simulator', async () => {
+    await expect(sendTestCallback({ simUrl: stack.sim.origin, credentials: stack.sim.credentials, request: { callbackUrl: stack.callbackUrl, callbackBody: 'a=${nosuch}' } }))
+      .rejects.toThrow('the simulator refused the request: OSS_CB_ERR_INVALID_CALLBACK_PARAM: The callback parameter is invalid: The callbackBody uses a variable that is neither a system variable nor x:.')
+    await expect(sendTestCallback({ simUrl: stack.sim.origin, credentials: { accessKeyId: stack.sim.credentials.accessKeyId, accessKeySecret: 'wrong' }, request: { callbackUrl: stack.callbackUrl } }))
+      .rejects.toThrow(/^the simulator refused the request: SignatureDoesNotMatch: /)
+    const gone = await startFakeReceiver((_req, res) => res.end())
+    await gone.close()
+    await expect(sendTestCallback({ simUrl: new URL(gone.url).origin, credentials: SIM_DEV_CREDENTIALS, request: { callbackUrl: stack.callbackUrl } }))
+      .rejects.toThrow(/^cannot reach the simulator at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
+  })
+
+  it('waits OSS default 5 s for a receiver that never answers, then gives OSS timeout message', async () => {
+    const silent = await startFakeReceiver(() => { /* never answers */ })
+    try {
+      const result = await sendTestCallback({ simUrl: stack.sim.origin, credentials: stack.sim.credentials, request: { callbackUrl: silent.url } })
+      expect(result.accepted).toBe(false)
+      expect(result.message).toBe(`error status:-1 127.0.0.1:${new URL(silent.url).port} reply timeout, cost: 5000 MS, timeout: 5000 MS`)
+      expect(result.attempts[0]?.timedOut).toBe(true)
+      expect(result.attempts[0]?.elapsedMs).toBeGreaterThanOrEqual(4990)
+    } finally {
+      await silent.close()
+    }
+  }, 15_000)
+})
+
+describe('oss-callback send', () => {
+  it('exit 0: prints the receiver answer on stdout and the verdict on stderr', async () => {
+    const c = capture()
+    const code = await runSendCommand([stack.callbackUrl, '--sim', stack.sim.origin, '--key', 'k.txt', '--var', 'a=1', '--var', 'x:b=2=3'], {}, c.io)
+    expect(code).toBe(0)
+    const answer = JSON.parse(c.out()) as { object: string }
+    expect(answer.object).toBe('k.txt')
+    expect(c.err()).toContain('verdict: OSS would accept this reply and relay it to the uploader with 200')
+    expect(c.err()).toMatch(/ok {3}status {5}200/)
+  })
+
+  it('exit 2 when OSS would not accept the answer; --json prints the whole result', async () => {
+    const plain = await startFakeReceiver((_req, res) => { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }).end('ok') })
+    try {
+      const c = capture()
+      expect(await runSendCommand([plain.url, '--sim', stack.sim.origin], {}, c.io)).toBe(2)
+      expect(c.out()).toBe('ok\n')
+      expect(c.err()).toContain('OSS would say: Response body is not valid json format.')
+      expect(c.err()).toContain('verdict: OSS would NOT accept it: the uploader would get 203 CallbackFailed')
+      const j = capture()
+      expect(await runSendCommand([plain.url, '--sim', stack.sim.origin, '--json'], {}, j.io)).toBe(2)
+      expect(JSON.parse(j.out())).toMatchObject({ accepted: false, message: 'Response body is not valid json format.' })
+    } finally {
+      await plain.close()
+    }
+  })
+
+  it('refuses bad usage with a clear error', async () => {
+    const c = capture()
+    await expect(runSendCommand([], {}, c.io)).rejects.toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION' })
+    await expect(runSendCommand(['http://x/', '--callback-body-type', 'xml'], {}, c.io)).rejects.toThrow('--callback-body-type must be form or json')
+    await expect(runSendCommand(['http://x/', '--var', 'novalue'], {}, c.io)).rejects.toThrow('--var takes name=value')
+    await expect(runSendCommand(['http://x/', '--nope'], {}, c.io)).rejects.toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION' })
+  })
+})
+
+describe('oss-callback sim', () => {
+  it('prints the endpoint, the dev credentials, the key URL and the receiver setting', async () => {
+    const c = capture()
+    const sim = await runSimCommand(['--port', '0'], {}, c.io, false)
+    try {
+      expect(sim).toBeDefined()
+      const origin = sim?.origin ?? ''
+      expect(c.out()).toContain(`oss-callback simulator listening on ${origin}`)
+      expect(c.out()).toContain('OSS_ACCESS_KEY_ID=oss-sim-dev-access-key-id OSS_ACCESS_KEY_SECRET=oss-sim-dev-access-key-secret')
+      expect(c.out()).toContain(`receivers trust it with OSS_CALLBACK_KEY_ORIGINS=${origin}`)
+      expect(c.out()).toContain(`callback key ${sim?.publicKeyUrl ?? ''}`)
+      const pem = await fetch(sim?.publicKeyUrl ?? '')
+      expect(pem.status).toBe(200)
+      expect(await pem.text()).toMatch(/^-----BEGIN PUBLIC KEY-----/)
+    } finally {
+      await sim?.close()
+    }
+  })
+
+  it('takes credentials from the environment, both or neither', () => {
+    expect(simCredentialsFromEnv({})).toEqual({ credentials: SIM_DEV_CREDENTIALS, dev: true })
+    expect(simCredentialsFromEnv({ OSS_ACCESS_KEY_ID: 'id', OSS_ACCESS_KEY_SECRET: 's' })).toEqual({ credentials: { accessKeyId: 'id', accessKeySecret: 's' }, dev: false })
+    expect(() => simCredentialsFromEnv({ OSS_ACCESS_KEY_ID: 'id' })).toThrow('set both OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET')
+  })
+
+  it('refuses bad flags and options', async () => {
+    const c = capture()
+    await expect(runSimCommand(['--port', 'abc'], {}, c.io, false)).rejects.toThrow('--port must be a whole number from 0 to 65535')
+    await expect(runSimCommand(['--callback-timeout-ms', '0'], {}, c.io, false)).rejects.toThrow('--callback-timeout-ms must be a whole number from 1 to 60000')
+    await expect(startSimulator({ publicOrigin: 'http://x/y' })).rejects.toThrow('publicOrigin must be a bare http(s) origin')
+  })
+})
