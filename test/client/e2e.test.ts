@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CALLBACK_FAILURE_MESSAGES } from '../../src/sim/callback-dispatch.js'
+import { ROOT } from '../helpers/process.js'
 import { aliOssClient, startFakeReceiver, startStack, type Stack } from '../sim/stack.js'
 
 // End to end across real processes on 127.0.0.1: the client is `node dist/cli.js upload`
@@ -42,7 +43,9 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
+    // execFile, not the runCli helper: the result is read once the output streams have closed.
     execFile(process.execPath, ['dist/cli.js', 'upload', ...args], {
+      cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '',
         OSS_ACCESS_KEY_ID: stack.sim.credentials.accessKeyId,
