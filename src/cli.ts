@@ -24,8 +24,8 @@ async function main (argv: string[]): Promise<number | undefined> {
     }
     case 'upload': {
       // Loaded on demand: ali-oss and its HTTP stack are not needed by the other commands.
-      const { runUploadCommand } = await import('./client/command.js')
-      return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr })
+      const { abortOnSigint, runUploadCommand } = await import('./client/command.js')
+      return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr, deps: { signal: abortOnSigint() } })
     }
     case 'sim':
       return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined

@@ -14,6 +14,20 @@ export interface UploadCommandIo {
 }
 
 /**
+ * An AbortSignal for `upload()` that the first Ctrl-C (SIGINT) aborts, so that an open
+ * multipart upload is aborted rather than left with billed parts; a second Ctrl-C quits at once.
+ */
+export function abortOnSigint (stderr: { write: (chunk: string) => boolean } = process.stderr): AbortSignal {
+  const controller = new AbortController()
+  process.once('SIGINT', () => {
+    stderr.write('\noss-callback: cancelling (Ctrl-C again to quit at once)\n')
+    controller.abort()
+    process.once('SIGINT', () => process.exit(130))
+  })
+  return controller.signal
+}
+
+/**
  * `oss-callback upload`: stdout gets only the JSON OSS relayed from the callback
  * server; progress and the summary go to stderr. Returns the exit code: 0 callback
  * answered, 2 stored but the callback failed (OSS 203), 1 anything else, usage

@@ -80,7 +80,7 @@ export async function postObject (
   o: ResolvedUploadOptions,
   cb: UploadCallbackParam,
   sizeBytes: number,
-  deps: { fetch: typeof fetch, now: () => Date, onProgress: ProgressListener }
+  deps: { fetch: typeof fetch, now: () => Date, onProgress: ProgressListener, signal?: AbortSignal | undefined }
 ): Promise<UploadResult> {
   const contentType = o.contentType ?? 'application/octet-stream'
   const { fields } = buildPostForm(o, cb, sizeBytes, deps.now(), contentType)
@@ -93,7 +93,7 @@ export async function postObject (
   let res: Response
   let text: string
   try {
-    res = await deps.fetch(postUrl(o.endpoint, o.bucket), { method: 'POST', body: form, redirect: 'manual', signal: AbortSignal.timeout(o.requestTimeoutMs) })
+    res = await deps.fetch(postUrl(o.endpoint, o.bucket), { method: 'POST', body: form, redirect: 'manual', signal: deps.signal === undefined ? AbortSignal.timeout(o.requestTimeoutMs) : AbortSignal.any([AbortSignal.timeout(o.requestTimeoutMs), deps.signal]) })
     text = await res.text()
   } catch (err) {
     const e = err as Error & { cause?: { code?: string, message?: string } }

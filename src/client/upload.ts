@@ -16,6 +16,25 @@ export interface UploadDependencies {
   fetch?: typeof fetch
   /** Clock for the PostObject policy and its signature. Default: `() => new Date()`. */
   now?: () => Date
+  /**
+   * Cancels the upload: a PutObject or PostObject request is dropped, a multipart
+   * upload starts no more parts and is aborted. The result is then `failed` with the
+   * message {@link CANCELLED_MESSAGE}. Default: not cancellable.
+   */
+  signal?: AbortSignal
+}
+
+/** The message of a cancelled upload's result. */
+export const CANCELLED_MESSAGE = 'cancelled; nothing stored'
+
+/** What each upload path needs besides the options. */
+interface Run {
+  onProgress: ProgressListener
+  signal: AbortSignal | undefined
+}
+
+function cancelled (o: ResolvedUploadOptions, operation: UploadStep): UploadFailed {
+  return { outcome: 'failed', exitCode: 1, operation, bucket: o.bucket, key: o.key, message: CANCELLED_MESSAGE }
 }
 
 /** A response as ali-oss's HTTP client (urllib) returns it. */
@@ -154,7 +173,7 @@ function failure (o: ResolvedUploadOptions, operation: UploadStep | undefined, e
   }
 }
 
-async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, onProgress: ProgressListener): Promise<UploadResult> {
+async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, { onProgress, signal }: Run): Promise<UploadResult> {
   const { client, last } = createClient(o)
   let loaded = 0
   onProgress({ loadedBytes: 0, totalBytes: sizeBytes })
@@ -167,6 +186,8 @@ async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, siz
   })
   const source = createReadStream(o.file)
   source.on('error', (err) => counter.destroy(err))
+  const onAbort = (): void => { source.destroy(new Error(CANCELLED_MESSAGE)) }
+  signal?.addEventListener('abort', onAbort, { once: true })
   const attempt: Attempt = { operation: 'PutObject', sizeBytes }
   try {
     await client.putStream(o.key, source.pipe(counter), {
@@ -178,16 +199,20 @@ async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, siz
     return finalResult(o, attempt, last(), undefined)
   } catch (err) {
     source.destroy()
+    // Once the request is dropped OSS has no body to store; a reply that came first still counts.
+    if (signal?.aborted === true && last()?.status !== 203) return cancelled(o, 'PutObject')
     return finalResult(o, attempt, last(), err as AliOssError)
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
   }
 }
 
 /** Runs `job(1..total)` with at most `parallel` at once; after a failure, starts no more and rethrows the first error. */
-async function runParts (total: number, parallel: number, job: (partNo: number) => Promise<void>): Promise<void> {
+async function runParts (total: number, parallel: number, signal: AbortSignal | undefined, job: (partNo: number) => Promise<void>): Promise<void> {
   let next = 1
   let failed: { err: unknown } | undefined
   const worker = async (): Promise<void> => {
-    while (failed === undefined && next <= total) {
+    while (failed === undefined && signal?.aborted !== true && next <= total) {
       const partNo = next++
       try {
         await job(partNo)
@@ -207,7 +232,7 @@ async function runParts (total: number, parallel: number, job: (partNo: number) 
  * CompleteMultipartUpload only, so they go there alone. A failed upload is
  * aborted so that no parts are left behind (billed) in the bucket.
  */
-async function multipartUpload (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, onProgress: ProgressListener): Promise<UploadResult> {
+async function multipartUpload (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, { onProgress, signal }: Run): Promise<UploadResult> {
   const { client, last } = createClient(o)
   const partSize = effectivePartSize(sizeBytes, o.partSizeBytes)
   const partsTotal = Math.max(1, Math.ceil(sizeBytes / partSize))
@@ -226,7 +251,7 @@ async function multipartUpload (o: ResolvedUploadOptions, cb: UploadCallbackPara
   let loaded = 0
   onProgress({ loadedBytes: 0, totalBytes: sizeBytes, partsDone: 0, partsTotal })
   try {
-    await runParts(partsTotal, o.parallelParts, async (partNo) => {
+    await runParts(partsTotal, o.parallelParts, signal, async (partNo) => {
       const start = (partNo - 1) * partSize
       const end = Math.min(start + partSize, sizeBytes)
       const res = await client.uploadPart(o.key, uploadId, partNo, o.file, start, end, { timeout: o.requestTimeoutMs })
@@ -237,6 +262,11 @@ async function multipartUpload (o: ResolvedUploadOptions, cb: UploadCallbackPara
   } catch (err) {
     await client.abortMultipartUpload(o.key, uploadId).catch(() => undefined)
     return failure(o, 'UploadPart', err as AliOssError)
+  }
+  // Parts in flight when the signal came have finished; none started after it.
+  if (signal?.aborted === true) {
+    await client.abortMultipartUpload(o.key, uploadId).catch(() => undefined)
+    return cancelled(o, 'UploadPart')
   }
 
   const attempt: Attempt = { operation: 'CompleteMultipartUpload', sizeBytes, parts: partsTotal }
@@ -263,7 +293,7 @@ async function multipartUpload (o: ResolvedUploadOptions, cb: UploadCallbackPara
 export async function upload (options: UploadOptions, deps: UploadDependencies = {}): Promise<UploadResult> {
   const o = resolveUploadOptions(options)
   const cb = encodeUploadCallback(o.callback)
-  const onProgress = deps.onProgress ?? (() => {})
+  const run: Run = { onProgress: deps.onProgress ?? (() => {}), signal: deps.signal }
 
   let sizeBytes: number
   try {
@@ -274,7 +304,13 @@ export async function upload (options: UploadOptions, deps: UploadDependencies =
     return failure(o, undefined, { message: `cannot read ${o.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` })
   }
 
-  if (o.post) return await postObject(o, cb, sizeBytes, { fetch: deps.fetch ?? fetch, now: deps.now ?? (() => new Date()), onProgress })
-  if (sizeBytes > 0 && sizeBytes >= o.multipartThresholdBytes) return await multipartUpload(o, cb, sizeBytes, onProgress)
-  return await putObject(o, cb, sizeBytes, onProgress)
+  // A function, so that TypeScript does not take the first check as true for the whole body.
+  const aborted = (): boolean => run.signal?.aborted === true
+  if (aborted()) return cancelled(o, o.post ? 'PostObject' : 'PutObject')
+  if (o.post) {
+    const result = await postObject(o, cb, sizeBytes, { fetch: deps.fetch ?? fetch, now: deps.now ?? (() => new Date()), ...run })
+    return result.outcome === 'failed' && aborted() && result.httpStatus === undefined ? cancelled(o, 'PostObject') : result
+  }
+  if (sizeBytes > 0 && sizeBytes >= o.multipartThresholdBytes) return await multipartUpload(o, cb, sizeBytes, run)
+  return await putObject(o, cb, sizeBytes, run)
 }

@@ -196,6 +196,15 @@ describe('multipart upload through ali-oss', () => {
     expect(progress.at(-1)).toBe('358400/358400 4/4')
   })
 
+  it('stops starting parts and aborts the upload when cancelled', async () => {
+    fake = await startFakeOss(multipartOss())
+    const controller = new AbortController()
+    const result = await upload(options(fake.endpoint, { file: large, multipartThresholdBytes: 100 * 1024, partSizeBytes: 100 * 1024, parallelParts: 1 }),
+      { signal: controller.signal, onProgress: (p) => { if (p.partsDone === 1) controller.abort() } })
+    expect(result).toEqual({ outcome: 'failed', exitCode: 1, operation: 'UploadPart', bucket: 'demo-bucket', key: 'big.bin', message: 'cancelled; nothing stored' })
+    expect(fake.seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /big.bin?uploads=', 'PUT /big.bin?partNumber=1&uploadId=UP1', 'DELETE /big.bin?uploadId=UP1'])
+  })
+
   it('aborts the upload when a part fails and reports the part error', async () => {
     fake = await startFakeOss(multipartOss(2))
     const result = await upload(options(fake.endpoint, { file: large, multipartThresholdBytes: 100 * 1024, partSizeBytes: 100 * 1024, parallelParts: 1 }))
@@ -246,6 +255,13 @@ describe('STS credentials and local failures', () => {
     const form = await new Response(new Uint8Array(req.body), { headers: { 'content-type': String(req.headers['content-type']) } }).formData()
     expect(form.get('x-oss-security-token')).toBe('sts-token')
     expect((decodeB64Json(form.get('policy')) as { conditions: unknown[] }).conditions).toContainEqual({ 'x-oss-security-token': 'sts-token' })
+  })
+
+  it('sends nothing when cancelled before it starts', async () => {
+    fake = await startFakeOss((_req, res) => { res.end() })
+    const result = await upload(options(fake.endpoint, { post: true }), { signal: AbortSignal.abort() })
+    expect(result).toEqual({ outcome: 'failed', exitCode: 1, operation: 'PostObject', bucket: 'demo-bucket', key: 'hello.txt', message: 'cancelled; nothing stored' })
+    expect(fake.seen).toHaveLength(0)
   })
 
   it('reports a file it cannot read as a failure before sending anything', async () => {
