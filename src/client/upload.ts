@@ -125,10 +125,13 @@ function finalResult (o: ResolvedUploadOptions, attempt: Attempt, res: RawRespon
     sizeBytes: attempt.sizeBytes,
     ...(attempt.parts === undefined ? {} : { parts: attempt.parts })
   }
+  const etag = unquoteEtag(header(res, 'etag'))
+  const crc64 = header(res, 'x-oss-hash-crc64ecma')
+  const requestId = header(res, 'x-oss-request-id') ?? err?.requestId
   const fromHeaders = {
-    ...(unquoteEtag(header(res, 'etag')) === undefined ? {} : { etag: unquoteEtag(header(res, 'etag')) as string }),
-    ...(header(res, 'x-oss-hash-crc64ecma') === undefined ? {} : { crc64: header(res, 'x-oss-hash-crc64ecma') as string }),
-    ...(header(res, 'x-oss-request-id') === undefined ? {} : { requestId: header(res, 'x-oss-request-id') as string })
+    ...(etag === undefined ? {} : { etag }),
+    ...(crc64 === undefined ? {} : { crc64 }),
+    ...(requestId === undefined ? {} : { requestId })
   }
   if (err === undefined && res?.status === 200) {
     return { outcome: 'callback-ok', exitCode: 0, httpStatus: 200, ...receipt, ...fromHeaders, reply: bodyText(res) }
@@ -140,7 +143,6 @@ function finalResult (o: ResolvedUploadOptions, attempt: Attempt, res: RawRespon
       httpStatus: 203,
       ...receipt,
       ...fromHeaders,
-      ...(fromHeaders.requestId === undefined && err.requestId !== undefined ? { requestId: err.requestId } : {}),
       ossCode: err.code ?? 'CallbackFailed',
       reason: err.message ?? '',
       ...(err.ecCode === undefined ? {} : { ec: err.ecCode })
