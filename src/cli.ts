@@ -2,7 +2,6 @@
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
-import { runSendCommand, runSimCommand } from './sim/commands.js'
 
 const USAGE = `Usage: oss-callback <command>
 
@@ -27,10 +26,14 @@ async function main (argv: string[]): Promise<number | undefined> {
       const { abortOnSigint, runUploadCommand } = await import('./client/command.js')
       return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr, deps: { signal: abortOnSigint() } })
     }
-    case 'sim':
+    case 'sim': {
+      const { runSimCommand } = await import('./sim/commands.js')
       return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined
-    case 'send':
+    }
+    case 'send': {
+      const { runSendCommand } = await import('./sim/commands.js')
       return await runSendCommand(argv.slice(1))
+    }
     case undefined:
     case '-h':
     case '--help':

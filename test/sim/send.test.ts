@@ -137,6 +137,23 @@ describe('oss-callback sim', () => {
     }
   })
 
+  it('--public-origin: the key URL and the trust hint use it, and requests to that host are path style', async () => {
+    const c = capture()
+    const sim = await runSimCommand(['--port', '0', '--public-origin', 'http://oss-sim.test:8090'], {}, c.io, false)
+    try {
+      expect(sim?.publicKeyUrl).toMatch(/^http:\/\/oss-sim\.test:8090\/callback_pub_key_sim_[0-9a-f]{16}\.pem$/)
+      expect(c.out()).toContain('receivers trust it with OSS_CALLBACK_KEY_ORIGINS=http://oss-sim.test:8090')
+      const { rawRequest, v1Headers } = await import('./stack.js')
+      const s = sim as NonNullable<typeof sim>
+      const headers = await v1Headers(s, 'PUT', '/examplebucket/p.txt', { host: 'oss-sim.test:8090' })
+      expect((await rawRequest(s.port, 'PUT', '/examplebucket/p.txt', headers, 'x')).status).toBe(200)
+      const pem = await rawRequest(s.port, 'GET', new URL(s.publicKeyUrl).pathname, { host: 'oss-sim.test:8090' })
+      expect(pem.text).toMatch(/^-----BEGIN PUBLIC KEY-----/)
+    } finally {
+      await sim?.close()
+    }
+  })
+
   it('takes credentials from the environment, both or neither', () => {
     expect(simCredentialsFromEnv({})).toEqual({ credentials: SIM_DEV_CREDENTIALS, dev: true })
     expect(simCredentialsFromEnv({ OSS_ACCESS_KEY_ID: 'id', OSS_ACCESS_KEY_SECRET: 's' })).toEqual({ credentials: { accessKeyId: 'id', accessKeySecret: 's' }, dev: false })
