@@ -151,10 +151,6 @@ export function resolveUploadOptions (options: UploadOptions): ResolvedUploadOpt
   if (endpoint.username !== '' || endpoint.password !== '' || (endpoint.pathname !== '/' && endpoint.pathname !== '') || endpoint.search !== '' || endpoint.hash !== '') {
     throw invalidOption('endpoint: must be a scheme, host and optional port only')
   }
-  if (endpoint.hostname === 'localhost') {
-    // ali-oss sends virtual-hosted requests to `<bucket>.<host>` for any host name, and `<bucket>.localhost` does not resolve.
-    throw invalidOption('endpoint: use an IP address (http://127.0.0.1:<port>) rather than localhost')
-  }
 
   const bucket = nonEmpty('bucket', options.bucket)
   if (!BUCKET_NAME.test(bucket)) throw invalidOption('bucket: 3 to 63 characters, lower-case letters, digits and "-", not starting or ending with "-"')

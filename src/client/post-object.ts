@@ -63,11 +63,11 @@ export function buildPostForm (o: ResolvedUploadOptions, cb: UploadCallbackParam
 
 /**
  * The URL a browser posts to: `https://<bucket>.<endpoint host>/` (virtual-hosted,
- * what OSS expects), or `http://<ip>:<port>/<bucket>` for an IP endpoint (the
- * simulator), where no `<bucket>.` host name exists and fetch cannot set `Host`.
+ * what OSS expects), or `http://<ip>:<port>/<bucket>` for an IP or `localhost`
+ * endpoint (the simulator), where no `<bucket>.` host name exists and fetch cannot set `Host`.
  */
 export function postUrl (endpoint: URL, bucket: string): string {
-  if (isIP(endpoint.hostname.replace(/^\[|\]$/g, '')) !== 0) return `${endpoint.origin}/${bucket}`
+  if (isIP(endpoint.hostname.replace(/^\[|\]$/g, '')) !== 0 || endpoint.hostname === 'localhost') return `${endpoint.origin}/${bucket}`
   return `${endpoint.protocol}//${bucket}.${endpoint.host}/`
 }
 

@@ -88,9 +88,11 @@ function createClient (o: ResolvedUploadOptions): { client: OSS, last: () => Raw
     // ali-oss builds the virtual-hosted `Host` of an IP endpoint from this: `<bucket>.oss-<region>.aliyuncs.com`.
     region: `oss-${o.region}`,
     secure: o.endpoint.protocol === 'https:',
+    // ali-oss sends `<bucket>.<host>` for any host name, and `<bucket>.localhost` does not resolve: path style there.
+    sldEnable: o.endpoint.hostname === 'localhost',
     authorizationV4: o.signatureVersion === 4,
     timeout: o.requestTimeoutMs
-  })
+  } as OSS.Options) // sldEnable is an ali-oss option its type definitions do not list
   const holder = client as unknown as { urllib: UrllibLike }
   const inner = holder.urllib
   let last: RawResponse | undefined

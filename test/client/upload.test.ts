@@ -81,6 +81,16 @@ describe('PutObject through ali-oss', () => {
     expect(decodeB64Json(req.headers['x-oss-callback-var'])).toEqual({ 'x:uid': '42' })
   })
 
+  it('addresses a localhost endpoint path style, where <bucket>.localhost would not resolve', async () => {
+    fake = await startFakeOss((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') })
+    const endpoint = `http://localhost:${fake.port}`
+    expect(await upload(options(endpoint, { key: 'a b.txt' }))).toMatchObject({ outcome: 'callback-ok' })
+    expect(await upload(options(endpoint, { post: true }))).toMatchObject({ outcome: 'callback-ok' })
+    expect(fake.seen.map((r) => `${r.method} ${r.headers.host} ${r.url}`)).toEqual([
+      `PUT localhost:${fake.port} /demo-bucket/a%20b.txt`, `POST localhost:${fake.port} /demo-bucket`
+    ])
+  })
+
   it('signs V1 on request', async () => {
     fake = await startFakeOss((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') })
     await upload(options(fake.endpoint, { signatureVersion: 1 }))
