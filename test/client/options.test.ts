@@ -142,6 +142,10 @@ describe('the callback parameter', () => {
     })
     expect(JSON.parse(Buffer.from(cb.callbackVar ?? '', 'base64').toString())).toEqual({ 'x:uid': '7' })
     expect(cb.vars).toEqual({ 'x:uid': '7' })
+
+    const withHost = encodeUploadCallback(resolveUploadOptions(base({ callback: { url: 'https://cb.example.com/oss', host: 'api.example.com', sni: true } })).callback)
+    expect(JSON.parse(Buffer.from(withHost.callback, 'base64').toString())).toMatchObject({ callbackHost: 'api.example.com', callbackSNI: true, callbackBodyType: 'application/json' })
+    expect(withHost.callbackVar).toBeUndefined()
   })
 
   it.each([

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { runUploadCommand } from '../../src/client/command.js'
 import { upload } from '../../src/client/upload.js'
 import type { UploadOptions } from '../../src/client/options.js'
@@ -129,6 +129,9 @@ describe('PutObject through ali-oss', () => {
   })
 
   it('exits 1 without an OSS code when nothing answers', async () => {
+    // urllib warns on the console when a streamed request meets a refused connection; the CLI filters it.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    onTestFinished(() => { warn.mockRestore() })
     fake = await startFakeOss((_req, res) => { res.end() })
     const port = fake.port
     await fake.close()
@@ -139,6 +142,24 @@ describe('PutObject through ali-oss', () => {
     expect(result).not.toHaveProperty('ossCode')
     expect(result).not.toHaveProperty('httpStatus')
     expect((result as { message: string }).message).toBe(`connect ECONNREFUSED 127.0.0.1:${port}`)
+  })
+
+  it('keeps urllib\'s console warnings out of the CLI output and says what failed in one line', async () => {
+    fake = await startFakeOss((_req, res) => { res.end() })
+    const port = fake.port
+    await fake.close()
+    fake = undefined
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    onTestFinished(() => { warn.mockRestore() })
+    const { io, out, err } = captureIo()
+    const code = await runUploadCommand([small, '--endpoint', `http://127.0.0.1:${port}`, '--bucket', 'demo-bucket', '--region', 'cn-hangzhou', '--callback-url', 'http://127.0.0.1:9/cb'], io)
+    expect(code).toBe(1)
+    expect(out()).toBe('')
+    expect(err().split('\n').filter((l) => l.startsWith('oss-callback'))).toEqual([
+      `oss-callback: upload failed: connect ECONNREFUSED 127.0.0.1:${port} (PutObject, no HTTP answer; key "hello.txt" in bucket demo-bucket)`
+    ])
+    expect(warn.mock.calls.filter((c) => String(c[0]).startsWith('[urllib:warn]'))).toEqual([])
+    expect(console.warn).toBe(warn)
   })
 
   it('does not pass off ali-oss\'s guess for a body-less error as an OSS code', async () => {
