@@ -1,26 +1,34 @@
 # syntax=docker/dockerfile:1
+# oss-callback receiver: verifies Alibaba Cloud OSS upload callbacks, answers them itself
+# or forwards them, signed, to your app (see README, "Container").
+#   docker build -t oss-callback .
+#   docker run --rm -p 8080:8080 --read-only oss-callback
+# test/server/image-stage.test.ts reproduces the final stage by hand: keep them in step.
+ARG NODE_IMAGE=node:22-bookworm-slim
 
-# Build stage: dev dependencies and the TypeScript compiler.
-FROM node:22-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# Dependencies first, so that a change to the sources reuses this layer.
 COPY package.json package-lock.json ./
-# The prepare script builds, and the sources are not here yet: build after copying them.
-RUN npm ci --ignore-scripts
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts ./scripts
 RUN npm run build
 
-# Final stage: production dependencies and dist/ only.
-FROM node:22-slim
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# No dev packages; --ignore-scripts because `prepare` (the build) needs them and the build comes from the stage above.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# Files stay owned by root and read-only to the app: the root filesystem can be mounted read-only.
 USER node
 ENV HOST=0.0.0.0 PORT=8080
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Exec form: signals reach node, which shuts down gracefully.
+# Slim images have no curl: ask node itself.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Exec form: node is PID 1 and gets SIGTERM itself (no shell in between), so in-flight callbacks finish.
 CMD ["node", "--enable-source-maps", "dist/cli.js", "serve"]

@@ -17,7 +17,12 @@ export default tseslint.config(
     }
   },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked
+  },
+  {
+    // Plain Node scripts outside the TypeScript project (the example upstream under docker/).
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } }
   }
 )

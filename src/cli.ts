@@ -2,6 +2,7 @@
 import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
+import { runDemoCommand } from './demo/command.js'
 
 const USAGE = `Usage: oss-callback <command>
 
@@ -10,6 +11,7 @@ Commands:
   sim      run a local OSS stand-in that performs upload callbacks as OSS does (sim --help)
   upload   upload a file with an upload callback and print the relayed reply (upload --help)
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
+  demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
 `
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
@@ -34,6 +36,8 @@ async function main (argv: string[]): Promise<number | undefined> {
       const { runSendCommand } = await import('./sim/commands.js')
       return await runSendCommand(argv.slice(1))
     }
+    case 'demo':
+      return (await runDemoCommand(argv.slice(1))) === undefined ? 0 : undefined
     case undefined:
     case '-h':
     case '--help':

@@ -40,10 +40,14 @@ export const errors = {
   NOT_FOUND: define('OSS_CB_ERR_NOT_FOUND', 404, 'Not found'),
   /** The callback path only takes POST. */
   METHOD_NOT_ALLOWED: define('OSS_CB_ERR_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
+  /** The request (headers and body) did not arrive within the server's request or headers timeout. */
+  REQUEST_TIMEOUT: define('OSS_CB_ERR_REQUEST_TIMEOUT', 408, 'The request did not arrive in time'),
   /** The body is larger than the configured limit. */
   BODY_TOO_LARGE: define('OSS_CB_ERR_BODY_TOO_LARGE', 413, 'The callback body is too large'),
   /** The content type is neither `application/x-www-form-urlencoded` nor `application/json`. */
   UNSUPPORTED_MEDIA_TYPE: define('OSS_CB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'The callback content type is not supported'),
+  /** The request headers are larger than the HTTP parser accepts (16 KiB in Node by default). */
+  HEADERS_TOO_LARGE: define('OSS_CB_ERR_HEADERS_TOO_LARGE', 431, 'The request headers are too large'),
   /** The handler threw or rejected. */
   HANDLER_FAILED: define('OSS_CB_ERR_HANDLER_FAILED', 500, 'The callback handler failed'),
   /** The handler's reply cannot be sent to OSS (not JSON-serialisable, or over 1 MB). */
@@ -58,10 +62,36 @@ export const errors = {
   KEY_FETCH_BACKOFF: define('OSS_CB_ERR_KEY_FETCH_BACKOFF', 503, 'The public key is temporarily unavailable'),
   /** The receiver is shutting down or has not passed its self-test. */
   NOT_READY: define('OSS_CB_ERR_NOT_READY', 503, 'The receiver is not ready'),
+  /** Forward mode: the upstream app is unreachable, or answered neither 200 with JSON (at most 1 MB) nor 204. */
+  FORWARD_FAILED: define('OSS_CB_ERR_FORWARD_FAILED', 502, 'The upstream application did not accept the callback'),
+  /** Forward mode: the upstream app did not answer within the forward timeout (or the time left). */
+  FORWARD_TIMEOUT: define('OSS_CB_ERR_FORWARD_TIMEOUT', 504, 'The upstream application did not answer in time'),
   /** The key fetch did not finish within its timeout (or the time left). */
   KEY_FETCH_TIMEOUT: define('OSS_CB_ERR_KEY_FETCH_TIMEOUT', 504, 'The public key fetch timed out'),
   /** The callback's deadline passed before a reply was ready. */
   DEADLINE_EXCEEDED: define('OSS_CB_ERR_DEADLINE_EXCEEDED', 504, 'The callback deadline was exceeded'),
+  /** Upload tickets: the ticket request body is malformed, or its suggested key is not a safe key under the prefix. */
+  TICKET_REQUEST_INVALID: define('OSS_CB_ERR_TICKET_REQUEST_INVALID', 400, 'The upload ticket request is invalid'),
+  /** Upload tickets: no valid `Authorization: Bearer <token>` on the ticket endpoint (standalone server). */
+  TICKET_AUTH_REQUIRED: define('OSS_CB_ERR_TICKET_AUTH_REQUIRED', 401, 'A valid bearer token is required for upload tickets'),
+  /** Upload tickets: the app's `authorize` hook refused the ticket request. */
+  TICKET_DENIED: define('OSS_CB_ERR_TICKET_DENIED', 403, 'The upload ticket request was refused'),
+  /** Upload tickets: the declared size is over the configured maximum. */
+  TICKET_TOO_LARGE: define('OSS_CB_ERR_TICKET_TOO_LARGE', 413, 'The upload is larger than allowed'),
+  /** Upload tickets: the declared content type is not on the allowlist. */
+  TICKET_CONTENT_TYPE: define('OSS_CB_ERR_TICKET_CONTENT_TYPE', 415, 'The upload content type is not allowed'),
+  /** Tickets on: a verified callback carries no `x:ticket` (and callbacks without one are refused). */
+  TICKET_MISSING: define('OSS_CB_ERR_TICKET_MISSING', 403, 'The callback carries no upload ticket'),
+  /** Tickets on: the callback's ticket was never issued here (or was forgotten long ago). */
+  TICKET_UNKNOWN: define('OSS_CB_ERR_TICKET_UNKNOWN', 403, 'The upload ticket is unknown'),
+  /** Tickets on: the callback arrived after its ticket expired (expiry plus the grace period). */
+  TICKET_EXPIRED: define('OSS_CB_ERR_TICKET_EXPIRED', 403, 'The upload ticket has expired'),
+  /** Tickets on: the callback's bucket, key or size is not what its ticket allowed. */
+  TICKET_MISMATCH: define('OSS_CB_ERR_TICKET_MISMATCH', 403, 'The callback does not match its upload ticket'),
+  /** Tickets on: the ticket was already consumed: this callback is a replay. */
+  TICKET_USED: define('OSS_CB_ERR_TICKET_USED', 409, 'The upload ticket was already used'),
+  /** The ticket store (Redis) did not answer. */
+  TICKET_STORE_FAILED: define('OSS_CB_ERR_TICKET_STORE_FAILED', 503, 'The upload ticket store is unavailable'),
   /** An option or environment variable has a bad value (thrown at start-up, never answered). */
   INVALID_OPTION: createError('OSS_CB_ERR_INVALID_OPTION', 'Invalid option: %s', 500) as FastifyErrorConstructor<{ code: string, statusCode: number }, [string]>,
   /** Neither node:crypto nor the node-forge fallback verified the known OSS callback at start-up. */
@@ -102,7 +132,8 @@ export function isOssCallbackError (err: unknown): err is OssCallbackError {
 /** Every registered error as `{ code, statusCode }`, in registry order. */
 export function listErrorCodes (): Array<{ code: string, statusCode: number, message: string }> {
   return Object.values(errors).map((E) => {
-    const e = new (E as new (arg?: string) => OssCallbackError)('')
+    // No argument: util.format would append it to every message that has no %s.
+    const e = new (E as new () => OssCallbackError)()
     return { code: e.code, statusCode: e.statusCode, message: e.message }
   })
 }

@@ -9,7 +9,7 @@ export {
   type TemplatePart
 } from './protocol/body.js'
 export {
-  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, defaultCallbackBody, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
   normalizeCallbackVarName,
   type CallbackBodyContentType, type CallbackParam, type CallbackParamOptions, type CallbackVars, type DecodedCallbackParam,
   type EncodedCallbackParam
@@ -21,12 +21,30 @@ export {
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
-export { ossCallback, MAX_REPLY_BYTES, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions } from './receiver/plugin.js'
-export { buildApp, defaultHandler, type AppDependencies } from './server/app.js'
-export { loadConfig, type ServerConfig } from './server/config.js'
+export {
+  ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
+} from './receiver/plugin.js'
+export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
+export { loadConfig, type ServerConfig, type TicketConfig } from './server/config.js'
+export {
+  createForwarder, forwardEnvelope, FORWARD_EVENT_TYPE, FORWARD_OUTCOMES,
+  type ForwardEnvelope, type Forwarder, type ForwarderOptions, type ForwardOutcome
+} from './server/forward.js'
+export { createServerMetrics, METRIC_NAMES, type ServerMetrics, type ServerMetricsOptions } from './server/metrics.js'
+export {
+  buildPostPolicy, createPostForm, encodePostPolicy, policyExpiration, signPostPolicy,
+  type PostPolicy, type PostPolicyCondition, type PostPolicyInput, type PostSignatureVersion, type PostSigningCredentials, type SignedPostForm
+} from './protocol/post-policy.js'
+export {
+  createUploadTickets, parseTicketRequest, TICKET_CALLBACK_BODY, uploadUrlOf,
+  type IssuedTicket, type TicketGrant, type TicketRequest, type UploadTickets, type UploadTicketsOptions
+} from './tickets/issuer.js'
+export { createMemoryTicketStore, type MemoryTicketStoreOptions, type TicketConsumeResult, type TicketStore, type UploadTicket } from './tickets/store.js'
+export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/redis-store.js'
+export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
 export { upload, type UploadDependencies } from './client/upload.js'
 export { runUploadCommand, type UploadCommandIo } from './client/command.js'
-export { defaultCallbackBody, UPLOAD_DEFAULTS, type SignatureVersion, type UploadCallbackOptions, type UploadOptions } from './client/options.js'
+export { UPLOAD_DEFAULTS, type SignatureVersion, type UploadCallbackOptions, type UploadOptions } from './client/options.js'
 export type { UploadProgress, ProgressListener } from './client/progress.js'
 export type {
   UploadCallbackFailed, UploadFailed, UploadOperation, UploadReceipt, UploadResult, UploadStep, UploadSucceeded

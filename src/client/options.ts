@@ -1,6 +1,6 @@
 import { basename } from 'node:path'
 import { invalidOption } from '../errors.js'
-import { DEFAULT_CALLBACK_BODY } from '../protocol/callback-param.js'
+import { defaultCallbackBody } from '../protocol/callback-param.js'
 
 /** How the uploader signs its requests: V4 (`OSS4-HMAC-SHA256`, OSS's current scheme) or V1 (HMAC-SHA1). */
 export type SignatureVersion = 1 | 4
@@ -11,7 +11,8 @@ export interface UploadCallbackOptions {
   url: string
   /**
    * Body template with `${bucket}`, `${object}`, …, `${x:name}` placeholders.
-   * Default: {@link defaultCallbackBody} for `bodyType` and the variables given.
+   * Default: `defaultCallbackBody(bodyType, vars)` from the callback parameter module:
+   * the common system variables and every custom variable.
    */
   body?: string
   /** `json` (`application/json`) or `form` (`application/x-www-form-urlencoded`). Default `json`. */
@@ -93,19 +94,6 @@ export interface ResolvedUploadOptions {
   parallelParts: number
   contentType?: string
   requestTimeoutMs: number
-}
-
-/**
- * The callback body used when none is given: the shared default template
- * (`DEFAULT_CALLBACK_BODY`, the common system variables) plus every custom variable,
- * named with its `x:` prefix.
- */
-export function defaultCallbackBody (bodyType: 'json' | 'form', varNames: readonly string[] = []): string {
-  const vars = varNames.map((n) => (n.startsWith('x:') ? n : `x:${n}`))
-  const base = DEFAULT_CALLBACK_BODY[bodyType]
-  if (vars.length === 0) return base
-  if (bodyType === 'json') return `${base.slice(0, -1)},${vars.map((n) => `${JSON.stringify(n)}:\${${n}}`).join(',')}}`
-  return `${base}&${vars.map((n) => `${n}=\${${n}}`).join('&')}`
 }
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/

@@ -1,64 +1,50 @@
 import { openAsBlob } from 'node:fs'
 import { isIP } from 'node:net'
-import { signV1, signV4, v4DateTime, v4Scope, v4SigningKey } from '../protocol/oss-signing.js'
+import { buildPostPolicy, signPostPolicy, type PostPolicy } from '../protocol/post-policy.js'
 import type { UploadCallbackParam } from './callback.js'
 import type { ResolvedUploadOptions } from './options.js'
 import type { ProgressListener } from './progress.js'
 import { parseOssErrorXml, unquoteEtag, type UploadResult } from './result.js'
 
-/** How long a PostObject policy stays valid after it is signed, in ms. */
-export const POST_POLICY_TTL_MS = 15 * 60 * 1000
-
-/** A PostObject policy document: `{"expiration": "...Z", "conditions": [...]}`. */
-export interface PostPolicy {
-  expiration: string
-  conditions: Array<Record<string, string> | [string, string, string] | ['content-length-range', number, number]>
-}
+/** How long a PostObject policy stays valid after it is signed, in seconds. */
+export const POST_POLICY_TTL_SECONDS = 15 * 60
 
 /** The form fields of a PostObject upload, in the order they are sent (`file` goes last, after these). */
 export type PostFormFields = Array<[string, string]>
 
 /**
- * Builds and signs the PostObject form as a browser app server would: the policy
- * pins the bucket, the exact key, the exact size (`content-length-range`), the
- * `callback` field and every `x:` variable, so that the signed form cannot be
- * reused for another object or callback. The expiry is computed in UTC.
+ * Builds and signs the PostObject form as a browser app server would, with the
+ * shared policy functions: the policy pins the bucket, the exact key, the exact
+ * size, the `Content-Type`, the `callback` field and every `x:` variable, so that
+ * the signed form cannot be reused for another object or callback; the expiry is
+ * in UTC. The client adds what only an uploader sends: `success_action_status`
+ * and, with STS credentials, `x-oss-security-token`, both pinned too.
  */
 export function buildPostForm (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, now: Date, contentType: string): { policy: PostPolicy, fields: PostFormFields } {
-  const conditions: PostPolicy['conditions'] = [
-    { bucket: o.bucket },
-    ['eq', '$key', o.key],
-    ['content-length-range', sizeBytes, sizeBytes],
-    { success_action_status: '200' },
-    ['eq', '$Content-Type', contentType],
-    { callback: cb.callback }
+  const base = buildPostPolicy({
+    now,
+    expiresInSeconds: POST_POLICY_TTL_SECONDS,
+    bucket: o.bucket,
+    key: o.key,
+    minSizeBytes: sizeBytes,
+    maxSizeBytes: sizeBytes,
+    contentTypes: [contentType],
+    callback: cb.callback,
+    vars: cb.vars
+  })
+  const extra: Array<[string, string]> = [['success_action_status', '200']]
+  if (o.securityToken !== undefined) extra.push(['x-oss-security-token', o.securityToken])
+  base.conditions.push(...extra.map(([name, value]) => ({ [name]: value })))
+  const signed = signPostPolicy(base, { accessKeyId: o.accessKeyId, accessKeySecret: o.accessKeySecret, region: o.region }, o.signatureVersion === 4 ? 'v4' : 'v1', now)
+  const fields: PostFormFields = [
+    ['key', o.key],
+    ...Object.entries(signed.fields),
+    ...extra,
+    ['Content-Type', contentType],
+    ['callback', cb.callback],
+    ...Object.entries(cb.vars)
   ]
-  for (const [name, value] of Object.entries(cb.vars)) conditions.push(['eq', `$${name}`, value])
-  if (o.securityToken !== undefined) conditions.push({ 'x-oss-security-token': o.securityToken })
-
-  const fields: PostFormFields = [['key', o.key]]
-  let sign: (policyB64: string) => PostFormFields
-  if (o.signatureVersion === 4) {
-    const dateTime = v4DateTime(now)
-    const day = dateTime.slice(0, 8)
-    const credential = `${o.accessKeyId}/${v4Scope(day, o.region)}`
-    conditions.push({ 'x-oss-signature-version': 'OSS4-HMAC-SHA256' }, { 'x-oss-credential': credential }, { 'x-oss-date': dateTime })
-    sign = (policyB64) => [
-      ['x-oss-signature-version', 'OSS4-HMAC-SHA256'],
-      ['x-oss-credential', credential],
-      ['x-oss-date', dateTime],
-      ['x-oss-signature', signV4(v4SigningKey(o.accessKeySecret, day, o.region), policyB64)]
-    ]
-  } else {
-    sign = (policyB64) => [['OSSAccessKeyId', o.accessKeyId], ['Signature', signV1(o.accessKeySecret, policyB64)]]
-  }
-  const policy: PostPolicy = { expiration: new Date(now.getTime() + POST_POLICY_TTL_MS).toISOString(), conditions }
-  const policyB64 = Buffer.from(JSON.stringify(policy), 'utf8').toString('base64')
-  fields.push(['policy', policyB64], ...sign(policyB64))
-  if (o.securityToken !== undefined) fields.push(['x-oss-security-token', o.securityToken])
-  fields.push(['success_action_status', '200'], ['Content-Type', contentType], ['callback', cb.callback])
-  for (const [name, value] of Object.entries(cb.vars)) fields.push([name, value])
-  return { policy, fields }
+  return { policy: signed.policy, fields }
 }
 
 /**

@@ -190,7 +190,11 @@ export class KeyProvider {
       return entry
     } catch (err) {
       this.stats.fetchFailures++
-      if (this.failureBackoffMs > 0) this.failures.set(url, { until: this.now() + this.failureBackoffMs })
+      if (this.failureBackoffMs > 0) {
+        this.failures.set(url, { until: this.now() + this.failureBackoffMs })
+        // Bounded like the cache: callers choose the key names, so unique ones must not grow this table for ever.
+        while (this.failures.size > this.cacheMaxEntries) this.failures.delete(this.failures.keys().next().value as string)
+      }
       if (isOssCallbackError(err)) throw err
       throw ossError('KEY_FETCH_FAILED', 'unexpected key fetch error', err)
     }

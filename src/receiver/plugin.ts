@@ -1,7 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { invalidOption, isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
+import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
+import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
+import type { UploadTicket } from '../tickets/store.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
 
 declare module 'fastify' {
@@ -19,11 +23,25 @@ export interface CallbackContext {
   signal: AbortSignal
   /** Milliseconds left before the deadline, when the handler was called. */
   remainingMs: number
+  /** When the callback arrived, in ms since the epoch. */
+  receivedAt: number
+  /** With tickets on: the ticket this callback consumed (who asked, when). Absent for an allowed ticket-less callback. */
+  ticket?: UploadTicket
+}
+
+/** Upload tickets in the plugin: the ticket endpoint, and callbacks bound to tickets. */
+export interface PluginTicketOptions extends UploadTicketsOptions {
+  /** Path of the ticket endpoint. Default `/oss/upload-tickets`. */
+  path?: string
+  /** The app's own check of who may get a ticket (a session, an API key). Required. */
+  authorize: TicketAuthorizer
 }
 
 /**
  * Handles one verified callback. Its return value is sent to OSS as JSON, and OSS
- * relays it to the uploader. `undefined` sends `{"Status":"OK"}`.
+ * relays it to the uploader. `undefined` sends `{"Status":"OK"}`; a {@link RawJsonReply}
+ * is sent byte for byte. A thrown registry error (such as `OSS_CB_ERR_FORWARD_FAILED`)
+ * is answered with its own code; anything else thrown becomes `OSS_CB_ERR_HANDLER_FAILED`.
  */
 export type CallbackHandler = (callback: VerifiedCallback, context: CallbackContext) => unknown
 
@@ -44,11 +62,50 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
    * Useful for metrics. Must not throw.
    */
   onFailure?: (error: OssCallbackError, request: FastifyRequest) => void
+  /** Called for every callback answered 200, just before the reply is sent. Useful for metrics. Must not throw. */
+  onSuccess?: (callback: VerifiedCallback, request: FastifyRequest) => void
+  /** Called after every verification, passed or failed, with its duration in seconds. Useful for metrics. Must not throw. */
+  onVerification?: (seconds: number) => void
+  /**
+   * Turns upload tickets on: `POST <tickets.path>` issues PostObject forms with the
+   * callback pinned, and every callback must then consume an unused ticket
+   * (replay: 409 `OSS_CB_ERR_TICKET_USED`). Default: off.
+   */
+  tickets?: PluginTicketOptions
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
 export const MAX_REPLY_BYTES = 1_000_000
 const DEFAULT_REPLY: Buffer = Buffer.from('{"Status":"OK"}')
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * A reply that is already JSON bytes (for example an upstream app's answer in
+ * forward mode), sent to OSS unchanged instead of being serialised again.
+ * Create it with {@link RawJsonReply.from}, which checks what OSS checks.
+ */
+export class RawJsonReply {
+  /** The exact bytes to send. */
+  readonly bytes: Buffer
+  private constructor (bytes: Buffer) { this.bytes = bytes }
+
+  /**
+   * Wraps `bytes` after checking them: at most {@link MAX_REPLY_BYTES}, UTF-8 without
+   * a byte-order mark (OSS refuses one), and parseable JSON. Throws `OSS_CB_ERR_REPLY_INVALID`.
+   */
+  static from (bytes: Buffer): RawJsonReply {
+    if (bytes.length > MAX_REPLY_BYTES) throw ossError('REPLY_INVALID', 'raw reply over 1 MB')
+    let text: string
+    try {
+      text = utf8.decode(bytes)
+      if (text.charCodeAt(0) === 0xfeff) throw new Error('byte-order mark')
+      JSON.parse(text)
+    } catch (cause) {
+      throw ossError('REPLY_INVALID', 'raw reply is not JSON', cause)
+    }
+    return new RawJsonReply(bytes)
+  }
+}
 
 function checkPositive (name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback
@@ -87,6 +144,7 @@ export function sendError (reply: FastifyReply, err: OssCallbackError): FastifyR
 
 function serialiseReply (value: unknown): Buffer {
   if (value === undefined) return DEFAULT_REPLY
+  if (value instanceof RawJsonReply) return value.bytes
   let text: string | undefined
   try {
     text = JSON.stringify(value)
@@ -99,7 +157,10 @@ function serialiseReply (value: unknown): Buffer {
   return bytes
 }
 
-async function runHandler (handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number): Promise<unknown> {
+async function runHandler (
+  handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number, receivedAt: number,
+  ticket: UploadTicket | undefined
+): Promise<unknown> {
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_resolve, reject) => {
@@ -109,15 +170,28 @@ async function runHandler (handler: CallbackHandler, callback: VerifiedCallback,
     }, remainingMs)
   })
   try {
-    const result = handler(callback, { request, signal: controller.signal, remainingMs })
+    const result = handler(callback, { request, signal: controller.signal, remainingMs, receivedAt, ...(ticket === undefined ? {} : { ticket }) })
     if (!(result instanceof Promise)) return result
     return await Promise.race([result, expired])
   } catch (err) {
-    if (isOssCallbackError(err) && err.code === 'OSS_CB_ERR_DEADLINE_EXCEEDED') throw err
+    if (isOssCallbackError(err)) throw err
     throw ossError('HANDLER_FAILED', 'handler threw', err)
   } finally {
     clearTimeout(timer)
     // A rejected `expired` nobody awaits must not become an unhandled rejection.
+    expired.catch(() => {})
+  }
+}
+
+async function withDeadline<T> (work: Promise<T>, remainingMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(ossError('DEADLINE_EXCEEDED', 'ticket store did not answer before the deadline')) }, remainingMs)
+  })
+  try {
+    return await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
     expired.catch(() => {})
   }
 }
@@ -139,6 +213,17 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const verifier = options.verifier ?? createCallbackVerifier(options)
   const handler = options.handler
   const onFailure = options.onFailure
+  const onSuccess = options.onSuccess
+  const onVerification = options.onVerification
+  const ticketOptions = options.tickets
+  const tickets = ticketOptions === undefined ? undefined : createUploadTickets(ticketOptions)
+  const ticketPath = ticketOptions?.path ?? '/oss/upload-tickets'
+  if (tickets !== undefined) {
+    if (!ticketPath.startsWith('/') || ticketPath === path) throw invalidOption('tickets.path must start with / and differ from the callback path')
+    if (typeof ticketOptions?.authorize !== 'function') throw invalidOption('tickets.authorize is required: it decides who may get a ticket')
+    // The default memory store is ours to close; an injected store belongs to the caller.
+    if (ticketOptions?.store === undefined) fastify.addHook('onClose', async () => { await tickets.store.close() })
+  }
 
   fastify.decorateRequest('ossCallback', null)
   fastify.removeAllContentTypeParsers()
@@ -149,6 +234,11 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
 
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     const err = toOssError(error)
+    if (tickets !== undefined && request.routeOptions.url === ticketPath) {
+      if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
+      else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
+      return sendError(reply, err)
+    }
     if (err.statusCode >= 500) {
       request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: request.headers['x-oss-request-id'] }, 'callback failed')
     } else {
@@ -161,26 +251,45 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   fastify.route({
     method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     url: path,
+    // Refused in onRequest, before the body parser could answer 415 or 413 instead of 405.
+    onRequest: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
     handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
   fastify.post(path, async (request, reply) => {
     const timeoutMs = deadlineMs - reply.elapsedTime
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
-    const callback = await verifier.verify({
-      url: request.url,
-      headers: request.headers,
-      rawHeaders: request.raw.rawHeaders,
-      body: (request.body as Buffer | undefined) ?? Buffer.alloc(0)
-    }, { timeoutMs })
+    const verifyStarted = onVerification === undefined ? 0 : performance.now()
+    let callback: VerifiedCallback
+    try {
+      callback = await verifier.verify({
+        url: request.url,
+        headers: request.headers,
+        rawHeaders: request.raw.rawHeaders,
+        body: (request.body as Buffer | undefined) ?? Buffer.alloc(0)
+      }, { timeoutMs })
+    } finally {
+      if (onVerification !== undefined) onVerification((performance.now() - verifyStarted) / 1000)
+    }
     request.ossCallback = callback
+    let ticket: UploadTicket | undefined
+    if (tickets !== undefined) {
+      const left = deadlineMs - reply.elapsedTime
+      if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
+      ticket = await withDeadline(tickets.bind(callback), left)
+    }
     let payload: Buffer = DEFAULT_REPLY
     if (handler !== undefined) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      payload = serialiseReply(await runHandler(handler, callback, request, left))
+      payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
     }
     request.log.debug({ ossRequestId: callback.requestId, keySource: callback.keySource }, 'callback verified')
+    if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
   })
+
+  if (tickets !== undefined && ticketOptions !== undefined) {
+    await fastify.register(ticketRoute, { path: ticketPath, tickets, authorize: ticketOptions.authorize })
+  }
 }

@@ -1,11 +1,18 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { KeyProviderOptions } from '../keys/provider.js'
 import { KeyProvider } from '../keys/provider.js'
-import { ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
+import { errorReplyOf, ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
-import { createCallbackVerifier } from '../receiver/verify.js'
-import { ossError } from '../errors.js'
+import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
+import { invalidOption, ossError, type OssCallbackError } from '../errors.js'
+import { createRedisTicketStore } from '../tickets/redis-store.js'
+import { bearerAuthorizer } from '../tickets/route.js'
+import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
+import { createForwarder } from './forward.js'
+import { createServerMetrics } from './metrics.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
 export interface AppDependencies {
@@ -15,12 +22,37 @@ export interface AppDependencies {
   keys?: Omit<KeyProviderOptions, 'fetchTimeoutMs'>
   /** Replace the signature check (tests of the node-forge fallback). */
   nativeSignatureVerifier?: SignatureVerifier
-  /** Handle verified callbacks. Default: `{"Status":"OK", ...system fields}`. */
+  /**
+   * Handle verified callbacks. Default: forward mode when `config.forwardUrl` is set,
+   * otherwise `{"Status":"OK", ...system fields}`.
+   */
   handler?: CallbackHandler
+  /** Forward mode's clock for `webhook-timestamp` and its `webhook-id` maker (tests). */
+  forward?: { now?: () => number, messageId?: () => string }
+  /** With tickets on: the store to use (and not close). Default: Redis when configured, else memory. */
+  ticketStore?: TicketStore
+  /** The clock of upload tickets, epoch ms. Default `Date.now`. */
+  now?: () => number
+  /** Replace some of Node's request timeouts (tests use short ones). Default: {@link SERVER_TIMEOUTS}. */
+  timeouts?: Partial<ServerTimeouts>
+}
+
+/** Node's own request timeouts, in ms; a slow client past one gets 408 `OSS_CB_ERR_REQUEST_TIMEOUT`. */
+export interface ServerTimeouts {
+  /** Whole request, headers and body, in ms. Default 10000. */
+  requestTimeoutMs: number
+  /** Headers alone, in ms; at most `requestTimeoutMs`. Default 5000. */
+  headersTimeoutMs: number
+  /** An idle socket, in ms. Default 30000. */
+  connectionTimeoutMs: number
+  /** An idle keep-alive connection between requests, in ms. Default 5000. */
+  keepAliveTimeoutMs: number
+  /** How often Node checks the two timeouts above, in ms; a late check lets a slow client hold on longer. Default 1000. */
+  connectionsCheckingIntervalMs: number
 }
 
 /** Node's own request timeouts, which Fastify would otherwise disable. In ms. */
-export const SERVER_TIMEOUTS = Object.freeze({
+export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = Object.freeze({
   /** Whole request, headers and body. */
   requestTimeoutMs: 10_000,
   /** Headers alone. */
@@ -28,11 +60,45 @@ export const SERVER_TIMEOUTS = Object.freeze({
   /** An idle socket. */
   connectionTimeoutMs: 30_000,
   /** An idle keep-alive connection between requests. */
-  keepAliveTimeoutMs: 5_000
+  keepAliveTimeoutMs: 5_000,
+  /** Node's default (30 s) would let a slowloris client outlive `headersTimeoutMs` sixfold. */
+  connectionsCheckingIntervalMs: 1_000
 })
 
+function resolveTimeouts (given: Partial<ServerTimeouts> = {}): ServerTimeouts {
+  const t: ServerTimeouts = { ...SERVER_TIMEOUTS }
+  for (const name of Object.keys(SERVER_TIMEOUTS) as Array<keyof ServerTimeouts>) {
+    const v = given[name]
+    if (v === undefined) continue
+    if (!Number.isSafeInteger(v) || v <= 0) throw invalidOption(`timeouts.${name} must be a positive whole number, got ${String(v)}`)
+    t[name] = v
+  }
+  if (t.headersTimeoutMs > t.requestTimeoutMs) throw invalidOption('timeouts.headersTimeoutMs must not exceed timeouts.requestTimeoutMs')
+  return t
+}
+
+/**
+ * Answers HTTP-level errors Node raises before Fastify sees a request (a slow
+ * client timing out, oversized or malformed headers) with a coded JSON error,
+ * like every other reply, then closes the socket.
+ */
+function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  let coded: OssCallbackError
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') coded = ossError('REQUEST_TIMEOUT', 'client too slow')
+  else if (err.code === 'HPE_HEADER_OVERFLOW') coded = ossError('HEADERS_TOO_LARGE', 'headers over the parser limit')
+  else coded = ossError('BAD_REQUEST', 'malformed HTTP request')
+  this.log.debug({ code: coded.code, reason: coded.reason, parserError: err.code }, 'client error')
+  if (socket.writable) {
+    const body = JSON.stringify(errorReplyOf(coded))
+    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+
 /** The default handler of the standalone server. */
-export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ...callback.system })
+export const defaultHandler = (callback: VerifiedCallback): Record<string, unknown> => ({ Status: 'OK', ...callback.system })
 
 /**
  * Builds the standalone receiver. It never listens: `serve` does, and tests use
@@ -40,6 +106,7 @@ export const defaultHandler: CallbackHandler = (callback) => ({ Status: 'OK', ..
  * configuration is invalid or the self-test fails.
  */
 export async function buildApp (config: ServerConfig, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const timeouts = resolveTimeouts(deps.timeouts)
   const keys = new KeyProvider({ ...deps.keys, fetchTimeoutMs: config.keyFetchTimeoutMs })
   const verifier = createCallbackVerifier({
     keyOrigins: config.keyOrigins,
@@ -48,32 +115,87 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     nativeSignatureVerifier: deps.nativeSignatureVerifier
   })
 
+  const forwarder = config.forwardUrl === undefined || deps.handler !== undefined
+    ? undefined
+    : createForwarder({
+      url: config.forwardUrl,
+      secret: config.forwardSecret ?? '',
+      timeoutMs: config.forwardTimeoutMs,
+      maxSockets: config.forwardMaxSockets,
+      noContentReply: defaultHandler,
+      now: deps.forward?.now,
+      messageId: deps.forward?.messageId,
+      onOutcome: (outcome, seconds) => metrics.forwardFinished(outcome, seconds)
+    })
+
   const app = Fastify({
     ...(deps.logger === undefined ? { logger: { level: config.logLevel } } : { loggerInstance: deps.logger }),
     // One log line per refused callback comes from the plugin; none on success at info.
     logController: new LogController({ disableRequestLogging: true }),
-    requestTimeout: SERVER_TIMEOUTS.requestTimeoutMs,
-    connectionTimeout: SERVER_TIMEOUTS.connectionTimeoutMs,
-    keepAliveTimeout: SERVER_TIMEOUTS.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionTimeout: timeouts.connectionTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: timeouts.connectionsCheckingIntervalMs },
+    clientErrorHandler,
+    // Fastify's own 503 while closing has no code; the onRequest hook below answers a coded one (OSS itself
+    // sends Connection: close, so only a client reusing a kept-alive connection meets it).
+    return503OnClosing: false,
     bodyLimit: config.bodyLimitBytes
   })
-  app.server.headersTimeout = SERVER_TIMEOUTS.headersTimeoutMs
+  app.server.headersTimeout = timeouts.headersTimeoutMs
 
   if (verifier.verifierName === 'node-forge') {
     app.log.warn('OpenSSL refused RSA-MD5 in the start-up self-test: verifying with node-forge instead')
   } else {
     app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
   }
+  if (forwarder !== undefined && config.forwardUrl !== undefined) {
+    // Origin and path only: a query may carry a token.
+    const target = new URL(config.forwardUrl)
+    app.log.info({ forwardTo: target.origin + target.pathname, forwardTimeoutMs: config.forwardTimeoutMs }, 'forward mode: verified callbacks go to the upstream app')
+  }
+
+  const ticketConfig = config.tickets
+  let ticketStore: TicketStore | undefined
+  if (ticketConfig !== undefined) {
+    ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined
+      ? createRedisTicketStore({ url: ticketConfig.redisUrl })
+      : createMemoryTicketStore({ now: deps.now }))
+    if (deps.ticketStore === undefined) {
+      const owned = ticketStore
+      app.addHook('onClose', async () => { await owned.close() })
+    }
+  }
 
   let ready = false
   let closing = false
   app.addHook('onReady', async () => { ready = true })
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+    // A connection whose request is still in flight is not closed with the idle ones; without
+    // this it would stay open for keepAliveTimeout after its last reply and hold up the exit.
+    app.server.keepAliveTimeout = 1
+  })
+  // Callback style, not async: this runs for every callback and should cost no extra promise.
+  app.addHook('onRequest', (request, reply, done) => {
+    // A request that reaches a kept-alive connection after shutdown began; in-flight ones are past this hook.
+    if (closing) { sendError(reply.header('connection', 'close'), ossError('NOT_READY', 'shutting down')); return }
+    // Answer unknown paths before any body is read or parsed: nothing of a stranger's body is worth a parser's time.
+    if (request.is404) { sendError(reply, ossError('NOT_FOUND', 'no such route')); return }
+    done()
+  })
+  if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
+
+  const metrics = createServerMetrics({ keys, verifierName: verifier.verifierName, forward: forwarder !== undefined })
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.scrape()
+    return reply.header('content-type', metrics.contentType).send(text)
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
+    if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected'))
     return { status: 'ready', verifier: verifier.verifierName }
   })
 
@@ -89,7 +211,20 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     verifier,
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
-    handler: deps.handler ?? defaultHandler
+    handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
+    onSuccess: metrics.callbackSucceeded,
+    onFailure: (error) => metrics.callbackFailed(error),
+    onVerification: metrics.verificationObserved,
+    ...(ticketConfig === undefined || ticketStore === undefined
+      ? {}
+      : {
+          tickets: {
+            ...ticketConfig,
+            store: ticketStore,
+            authorize: bearerAuthorizer(ticketConfig.token),
+            ...(deps.now === undefined ? {} : { now: deps.now })
+          }
+        })
   })
   return app
 }

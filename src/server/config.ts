@@ -1,6 +1,45 @@
 import { envSchema } from 'env-schema'
 import { invalidOption } from '../errors.js'
 import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
+import { checkForwardSecret, checkForwardUrl } from './forward.js'
+import type { PostSignatureVersion } from '../protocol/post-policy.js'
+import { createUploadTickets } from '../tickets/issuer.js'
+
+/** Upload tickets, on when `OSS_CALLBACK_TICKET_TOKEN` is set. */
+export interface TicketConfig {
+  /** `OSS_CALLBACK_TICKET_TOKEN`: the bearer token app backends send to get tickets (16+ characters). */
+  token: string
+  /** `OSS_CALLBACK_TICKET_PATH`: the ticket endpoint. Default `/oss/upload-tickets`. */
+  path: string
+  /** `OSS_ACCESS_KEY_ID`. */
+  accessKeyId: string
+  /** `OSS_ACCESS_KEY_SECRET`. */
+  accessKeySecret: string
+  /** `OSS_BUCKET`. */
+  bucket: string
+  /** `OSS_ENDPOINT`, such as `https://oss-cn-hangzhou.aliyuncs.com`. */
+  endpoint: string
+  /** `OSS_REGION`, such as `cn-hangzhou`; required for V4. */
+  region: string | undefined
+  /** `OSS_CALLBACK_PUBLIC_URL`: the callback URL OSS calls, pinned in every policy. */
+  callbackUrl: string
+  /** `OSS_CALLBACK_UPLOAD_PREFIX`. Default `uploads/`. */
+  uploadPrefix: string
+  /** `OSS_CALLBACK_TICKET_EXPIRY_SECONDS`. Default 600. */
+  expirySeconds: number
+  /** `OSS_CALLBACK_TICKET_GRACE_SECONDS`: callbacks accepted this long after expiry. Default 3600. */
+  callbackGraceSeconds: number
+  /** `OSS_CALLBACK_TICKET_MAX_SIZE_BYTES`. Default 104857600. */
+  maxSizeBytes: number
+  /** `OSS_CALLBACK_TICKET_CONTENT_TYPES`: comma-separated allowlist. Default: any. */
+  contentTypes: string[] | undefined
+  /** `OSS_CALLBACK_TICKET_SIGNATURE_VERSION`: `v4` (default) or `v1`. */
+  signatureVersion: PostSignatureVersion
+  /** `OSS_CALLBACK_ALLOW_WITHOUT_TICKET`: accept callbacks that carry no ticket. Default false. */
+  allowCallbacksWithoutTicket: boolean
+  /** `OSS_CALLBACK_REDIS_URL`: share tickets between instances. Default: in memory. */
+  redisUrl: string | undefined
+}
 
 /** The standalone server's settings, read from the environment. */
 export interface ServerConfig {
@@ -22,6 +61,16 @@ export interface ServerConfig {
   bodyLimitBytes: number
   /** `LOG_LEVEL`: pino level. Default `info`. */
   logLevel: string
+  /** `OSS_CALLBACK_FORWARD_URL`: forward mode's upstream app (http or https). Default: unset (no forwarding). */
+  forwardUrl?: string | undefined
+  /** `OSS_CALLBACK_FORWARD_SECRET`: the Standard Webhooks `whsec_…` secret; required with a forward URL. */
+  forwardSecret?: string | undefined
+  /** `OSS_CALLBACK_FORWARD_TIMEOUT_MS`: one forward, ms, never beyond the callback's time left. Default 3500. */
+  forwardTimeoutMs?: number
+  /** `OSS_CALLBACK_FORWARD_MAX_SOCKETS`: open connections to the upstream at most. Default 64. */
+  forwardMaxSockets?: number
+  /** Upload tickets; `undefined` (off) unless `OSS_CALLBACK_TICKET_TOKEN` is set. */
+  tickets: TicketConfig | undefined
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -37,7 +86,27 @@ const schema = {
     OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 30_000, default: 2000 },
     OSS_CALLBACK_DEADLINE_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 4500 },
     OSS_CALLBACK_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1, maximum: 67_108_864, default: 65_536 },
-    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' }
+    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
+    OSS_CALLBACK_FORWARD_URL: { type: 'string', minLength: 1 },
+    OSS_CALLBACK_FORWARD_SECRET: { type: 'string', minLength: 1 },
+    OSS_CALLBACK_FORWARD_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 3500 },
+    OSS_CALLBACK_FORWARD_MAX_SOCKETS: { type: 'integer', minimum: 1, maximum: 10_000, default: 64 },
+    OSS_CALLBACK_TICKET_TOKEN: { type: 'string', minLength: 16, pattern: '^\\S+$' },
+    OSS_CALLBACK_TICKET_PATH: { type: 'string', pattern: '^/[^?#\\s]*$', default: '/oss/upload-tickets' },
+    OSS_ACCESS_KEY_ID: { type: 'string' },
+    OSS_ACCESS_KEY_SECRET: { type: 'string' },
+    OSS_BUCKET: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$' },
+    OSS_ENDPOINT: { type: 'string' },
+    OSS_REGION: { type: 'string', pattern: '^(oss-)?[a-z0-9-]+$' },
+    OSS_CALLBACK_PUBLIC_URL: { type: 'string', pattern: '^https?://' },
+    OSS_CALLBACK_UPLOAD_PREFIX: { type: 'string', default: 'uploads/' },
+    OSS_CALLBACK_TICKET_EXPIRY_SECONDS: { type: 'integer', minimum: 1, maximum: 604_800, default: 600 },
+    OSS_CALLBACK_TICKET_GRACE_SECONDS: { type: 'integer', minimum: 0, maximum: 604_800, default: 3600 },
+    OSS_CALLBACK_TICKET_MAX_SIZE_BYTES: { type: 'integer', minimum: 1, maximum: 5_368_709_120, default: 104_857_600 },
+    OSS_CALLBACK_TICKET_CONTENT_TYPES: { type: 'string' },
+    OSS_CALLBACK_TICKET_SIGNATURE_VERSION: { type: 'string', enum: ['v4', 'v1'], default: 'v4' },
+    OSS_CALLBACK_ALLOW_WITHOUT_TICKET: { type: 'string', enum: ['true', 'false'], default: 'false' },
+    OSS_CALLBACK_REDIS_URL: { type: 'string', pattern: '^rediss?://' }
   }
 } as const
 
@@ -51,6 +120,74 @@ interface RawEnv {
   OSS_CALLBACK_DEADLINE_MS: number
   OSS_CALLBACK_BODY_LIMIT_BYTES: number
   LOG_LEVEL: string
+  OSS_CALLBACK_FORWARD_URL?: string
+  OSS_CALLBACK_FORWARD_SECRET?: string
+  OSS_CALLBACK_FORWARD_TIMEOUT_MS: number
+  OSS_CALLBACK_FORWARD_MAX_SOCKETS: number
+  OSS_CALLBACK_TICKET_TOKEN?: string
+  OSS_CALLBACK_TICKET_PATH: string
+  OSS_ACCESS_KEY_ID?: string
+  OSS_ACCESS_KEY_SECRET?: string
+  OSS_BUCKET?: string
+  OSS_ENDPOINT?: string
+  OSS_REGION?: string
+  OSS_CALLBACK_PUBLIC_URL?: string
+  OSS_CALLBACK_UPLOAD_PREFIX: string
+  OSS_CALLBACK_TICKET_EXPIRY_SECONDS: number
+  OSS_CALLBACK_TICKET_GRACE_SECONDS: number
+  OSS_CALLBACK_TICKET_MAX_SIZE_BYTES: number
+  OSS_CALLBACK_TICKET_CONTENT_TYPES?: string
+  OSS_CALLBACK_TICKET_SIGNATURE_VERSION: PostSignatureVersion
+  OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'true' | 'false'
+  OSS_CALLBACK_REDIS_URL?: string
+}
+
+/** Variables tickets cannot do without. */
+const TICKET_REQUIRED = ['OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET', 'OSS_BUCKET', 'OSS_ENDPOINT', 'OSS_CALLBACK_PUBLIC_URL'] as const
+
+function ticketConfig (raw: RawEnv): TicketConfig | undefined {
+  // Tickets are on exactly when the endpoint is, and the endpoint needs a token.
+  if (raw.OSS_CALLBACK_TICKET_TOKEN === undefined) return undefined
+  const missing: string[] = TICKET_REQUIRED.filter((name) => raw[name] === undefined)
+  if (raw.OSS_CALLBACK_TICKET_SIGNATURE_VERSION === 'v4' && raw.OSS_REGION === undefined) missing.push('OSS_REGION')
+  if (missing.length > 0) throw invalidOption(`OSS_CALLBACK_TICKET_TOKEN is set, so tickets are on and need ${missing.join(', ')}`)
+  const types = raw.OSS_CALLBACK_TICKET_CONTENT_TYPES?.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const config: TicketConfig = {
+    token: raw.OSS_CALLBACK_TICKET_TOKEN,
+    path: raw.OSS_CALLBACK_TICKET_PATH,
+    accessKeyId: raw.OSS_ACCESS_KEY_ID as string,
+    accessKeySecret: raw.OSS_ACCESS_KEY_SECRET as string,
+    bucket: raw.OSS_BUCKET as string,
+    endpoint: raw.OSS_ENDPOINT as string,
+    region: raw.OSS_REGION,
+    callbackUrl: raw.OSS_CALLBACK_PUBLIC_URL as string,
+    uploadPrefix: raw.OSS_CALLBACK_UPLOAD_PREFIX,
+    expirySeconds: raw.OSS_CALLBACK_TICKET_EXPIRY_SECONDS,
+    callbackGraceSeconds: raw.OSS_CALLBACK_TICKET_GRACE_SECONDS,
+    maxSizeBytes: raw.OSS_CALLBACK_TICKET_MAX_SIZE_BYTES,
+    contentTypes: types === undefined || types.length === 0 ? undefined : types,
+    signatureVersion: raw.OSS_CALLBACK_TICKET_SIGNATURE_VERSION,
+    allowCallbacksWithoutTicket: raw.OSS_CALLBACK_ALLOW_WITHOUT_TICKET === 'true',
+    redisUrl: raw.OSS_CALLBACK_REDIS_URL
+  }
+  try {
+    // Builds (and drops) an issuer now, so that a bad endpoint, prefix or type fails at start.
+    createUploadTickets(config)
+  } catch (err) {
+    const message = (err as Error).message.replace(/^Invalid option: /, '')
+    const option = /^(\w+)/.exec(message)?.[1] ?? ''
+    throw invalidOption(`${TICKET_OPTION_VARIABLES[option] ?? 'upload tickets'}: ${message}`)
+  }
+  return config
+}
+
+const TICKET_OPTION_VARIABLES: Record<string, string> = {
+  endpoint: 'OSS_ENDPOINT',
+  uploadPrefix: 'OSS_CALLBACK_UPLOAD_PREFIX',
+  contentTypes: 'OSS_CALLBACK_TICKET_CONTENT_TYPES',
+  callbackUrl: 'OSS_CALLBACK_PUBLIC_URL',
+  bucket: 'OSS_BUCKET',
+  region: 'OSS_REGION'
 }
 
 // What each variable must be, in words, for the one-line start-up error.
@@ -63,11 +200,30 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 30000',
   OSS_CALLBACK_DEADLINE_MS: 'a whole number of milliseconds from 1 to 60000',
   OSS_CALLBACK_BODY_LIMIT_BYTES: 'a whole number of bytes from 1 to 67108864',
-  LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`
+  LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`,
+  OSS_CALLBACK_FORWARD_URL: 'an http: or https: URL',
+  OSS_CALLBACK_FORWARD_SECRET: 'whsec_ followed by the base64 of 24 to 64 random bytes',
+  OSS_CALLBACK_FORWARD_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 60000',
+  OSS_CALLBACK_FORWARD_MAX_SOCKETS: 'a whole number from 1 to 10000',
+  OSS_CALLBACK_TICKET_TOKEN: 'at least 16 characters without white space',
+  OSS_CALLBACK_TICKET_PATH: 'a path starting with / with no query, fragment or spaces',
+  OSS_BUCKET: 'a bucket name: 3 to 63 characters of a-z, 0-9 and -',
+  OSS_REGION: 'a region id such as cn-hangzhou',
+  OSS_CALLBACK_PUBLIC_URL: 'an http(s) URL',
+  OSS_CALLBACK_TICKET_EXPIRY_SECONDS: 'a whole number of seconds from 1 to 604800',
+  OSS_CALLBACK_TICKET_GRACE_SECONDS: 'a whole number of seconds from 0 to 604800',
+  OSS_CALLBACK_TICKET_MAX_SIZE_BYTES: 'a whole number of bytes from 1 to 5368709120',
+  OSS_CALLBACK_TICKET_SIGNATURE_VERSION: 'v4 or v1',
+  OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'true or false',
+  OSS_CALLBACK_REDIS_URL: 'a redis:// or rediss:// URL'
 }
 
+// Never echoed in an error: a log line must not carry a credential.
+const SECRET_VARIABLES = new Set(['OSS_CALLBACK_FORWARD_SECRET', 'OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL'])
+
 function badValue (name: string, value: string | undefined): Error {
-  return invalidOption(`${name} must be ${RULES[name] ?? 'valid'}, got ${JSON.stringify(value)}`)
+  const got = SECRET_VARIABLES.has(name) ? `a value of ${value?.length ?? 0} characters` : JSON.stringify(value)
+  return invalidOption(`${name} must be ${RULES[name] ?? 'valid'}, got ${got}`)
 }
 
 /** The variables the server reads, for docs and tests. */
@@ -93,7 +249,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     throw invalidOption((err as Error).message)
   }
   // Integers must be written as integers: "8080abc" or "1e3" are refused, not coerced.
-  for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES']) {
+  for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES',
+    'OSS_CALLBACK_FORWARD_TIMEOUT_MS', 'OSS_CALLBACK_FORWARD_MAX_SOCKETS',
+    'OSS_CALLBACK_TICKET_EXPIRY_SECONDS', 'OSS_CALLBACK_TICKET_GRACE_SECONDS', 'OSS_CALLBACK_TICKET_MAX_SIZE_BYTES']) {
     const text = data[name]
     if (text !== undefined && !/^\d+$/.test(text.trim())) throw badValue(name, text)
   }
@@ -104,6 +262,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   } catch (err) {
     throw invalidOption(`OSS_CALLBACK_KEY_ORIGINS: ${(err as Error).message.replace(/^Invalid option: (keyOrigins: )?/, '')}`)
   }
+  checkForwardSettings(raw)
   return {
     host: raw.HOST,
     port: raw.PORT,
@@ -113,6 +272,27 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     keyFetchTimeoutMs: raw.OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS,
     deadlineMs: raw.OSS_CALLBACK_DEADLINE_MS,
     bodyLimitBytes: raw.OSS_CALLBACK_BODY_LIMIT_BYTES,
-    logLevel: raw.LOG_LEVEL
+    logLevel: raw.LOG_LEVEL,
+    forwardUrl: raw.OSS_CALLBACK_FORWARD_URL,
+    forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
+    forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
+    forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS,
+    tickets: ticketConfig(raw)
+  }
+}
+
+function checkForwardSettings (raw: RawEnv): void {
+  const url = raw.OSS_CALLBACK_FORWARD_URL
+  const secret = raw.OSS_CALLBACK_FORWARD_SECRET
+  if (url === undefined) {
+    // A secret with nowhere to go is a half-done setup, not something to ignore.
+    if (secret !== undefined) throw invalidOption('OSS_CALLBACK_FORWARD_SECRET is set but OSS_CALLBACK_FORWARD_URL is not')
+    return
+  }
+  if (secret === undefined) throw invalidOption('OSS_CALLBACK_FORWARD_URL is set but OSS_CALLBACK_FORWARD_SECRET is not')
+  checkForwardUrl(url, 'OSS_CALLBACK_FORWARD_URL')
+  checkForwardSecret(secret, 'OSS_CALLBACK_FORWARD_SECRET')
+  if (raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS >= raw.OSS_CALLBACK_DEADLINE_MS) {
+    throw invalidOption(`OSS_CALLBACK_FORWARD_TIMEOUT_MS (${raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS}) must be less than OSS_CALLBACK_DEADLINE_MS (${raw.OSS_CALLBACK_DEADLINE_MS})`)
   }
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { parseByteSize, parseUploadArgs } from '../../src/client/args.js'
 import { encodeUploadCallback } from '../../src/client/callback.js'
 import { runUploadCommand } from '../../src/client/command.js'
-import { defaultCallbackBody, effectivePartSize, resolveUploadOptions, type UploadOptions } from '../../src/client/options.js'
+import { effectivePartSize, resolveUploadOptions, type UploadOptions } from '../../src/client/options.js'
+import { defaultCallbackBody } from '../../src/protocol/callback-param.js'
 import { parseCallbackBody } from '../../src/protocol/body.js'
 
 const env = { OSS_ACCESS_KEY_ID: 'ak', OSS_ACCESS_KEY_SECRET: 'sk' }

@@ -270,8 +270,11 @@ describe('PostObject form', () => {
     expect(policy.expiration).toBe('2026-11-26T06:15:00.000Z')
     expect(policy.conditions).toEqual(expect.arrayContaining([
       { bucket: 'demo-bucket' }, ['eq', '$key', '目录/a b+c.txt'], ['content-length-range', 11, 11],
-      { callback: form.get('callback') }, ['eq', '$x:uid', '42'], { 'x-oss-credential': 'ak/20261126/cn-hangzhou/oss/aliyun_v4_request' }
+      { callback: form.get('callback') }, ['eq', '$x:uid', '42'], { 'x-oss-credential': 'ak/20261126/cn-hangzhou/oss/aliyun_v4_request' },
+      ['eq', '$content-type', 'application/octet-stream'], { success_action_status: '200' }
     ]))
+    expect(form.get('success_action_status')).toBe('200')
+    expect(form.get('Content-Type')).toBe('application/octet-stream')
     expect(await (form.get('file') as Blob).text()).toBe('hello, oss\n')
   })
 })

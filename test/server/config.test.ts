@@ -12,7 +12,9 @@ describe('loadConfig', () => {
       keyFetchTimeoutMs: 2000,
       deadlineMs: 4500,
       bodyLimitBytes: 65536,
-      logLevel: 'info'
+      logLevel: 'info',
+      forwardTimeoutMs: 3500,
+      forwardMaxSockets: 64
     })
   })
 
@@ -36,7 +38,9 @@ describe('loadConfig', () => {
       keyFetchTimeoutMs: 1500,
       deadlineMs: 4000,
       bodyLimitBytes: 1024,
-      logLevel: 'warn'
+      logLevel: 'warn',
+      forwardTimeoutMs: 3500,
+      forwardMaxSockets: 64
     })
   })
 

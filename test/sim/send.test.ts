@@ -87,8 +87,10 @@ describe('oss-callback send', () => {
     const c = capture()
     const code = await runSendCommand([stack.callbackUrl, '--sim', stack.sim.origin, '--key', 'k.txt', '--var', 'a=1', '--var', 'x:b=2=3'], {}, c.io)
     expect(code).toBe(0)
-    const answer = JSON.parse(c.out()) as { object: string }
+    const answer = JSON.parse(c.out()) as { object: string, vars: Record<string, string> }
     expect(answer.object).toBe('k.txt')
+    // The default body carries every --var.
+    expect(answer.vars).toEqual({ 'x:a': '1', 'x:b': '2=3' })
     expect(c.err()).toContain('verdict: OSS would accept this reply and relay it to the uploader with 200')
     expect(c.err()).toMatch(/ok {3}status {5}200/)
   })
