@@ -13,7 +13,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY scripts ./scripts
+COPY scripts/copy-demo-assets.js ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS runtime
