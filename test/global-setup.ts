@@ -8,4 +8,6 @@ import { createRequire } from 'node:module'
 export default function setup (): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+  // The demo page ships beside the compiled code, as `npm run build` leaves it.
+  execFileSync(process.execPath, ['scripts/copy-demo-assets.js'], { stdio: 'inherit' })
 }
