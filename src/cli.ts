@@ -3,13 +3,13 @@ import { isOssCallbackError } from './errors.js'
 import { loadConfig } from './server/config.js'
 import { serve } from './server/serve.js'
 import { runDemoCommand } from './demo/command.js'
-import { runSendCommand, runSimCommand } from './sim/commands.js'
 
 const USAGE = `Usage: oss-callback <command>
 
 Commands:
   serve    run the standalone callback receiver (configured by environment variables; see README)
   sim      run a local OSS stand-in that performs upload callbacks as OSS does (sim --help)
+  upload   upload a file with an upload callback and print the relayed reply (upload --help)
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
 `
@@ -23,10 +23,19 @@ async function main (argv: string[]): Promise<number | undefined> {
       await serve(config)
       return undefined
     }
-    case 'sim':
+    case 'upload': {
+      // Loaded on demand: ali-oss and its HTTP stack are not needed by the other commands.
+      const { abortOnSigint, runUploadCommand } = await import('./client/command.js')
+      return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr, deps: { signal: abortOnSigint() } })
+    }
+    case 'sim': {
+      const { runSimCommand } = await import('./sim/commands.js')
       return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined
-    case 'send':
+    }
+    case 'send': {
+      const { runSendCommand } = await import('./sim/commands.js')
       return await runSendCommand(argv.slice(1))
+    }
     case 'demo':
       return (await runDemoCommand(argv.slice(1))) === undefined ? 0 : undefined
     case undefined:

@@ -9,7 +9,7 @@ export {
   type TemplatePart
 } from './protocol/body.js'
 export {
-  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, defaultCallbackBody, encodeCallbackParam, isPublicIpv4, MAX_CALLBACK_PARAM_CHARS, MAX_CALLBACK_URLS,
   normalizeCallbackVarName,
   type CallbackBodyContentType, type CallbackParam, type CallbackParamOptions, type CallbackVars, type DecodedCallbackParam,
   type EncodedCallbackParam
@@ -42,6 +42,13 @@ export {
 export { createMemoryTicketStore, type MemoryTicketStoreOptions, type TicketConsumeResult, type TicketStore, type UploadTicket } from './tickets/store.js'
 export { createRedisTicketStore, type RedisTicketStoreOptions } from './tickets/redis-store.js'
 export { bearerAuthorizer, type TicketAuthorizer } from './tickets/route.js'
+export { upload, type UploadDependencies } from './client/upload.js'
+export { runUploadCommand, type UploadCommandIo } from './client/command.js'
+export { UPLOAD_DEFAULTS, type SignatureVersion, type UploadCallbackOptions, type UploadOptions } from './client/options.js'
+export type { UploadProgress, ProgressListener } from './client/progress.js'
+export type {
+  UploadCallbackFailed, UploadFailed, UploadOperation, UploadReceipt, UploadResult, UploadStep, UploadSucceeded
+} from './client/result.js'
 export { startSimulator, SIM_DEV_CREDENTIALS, type Simulator, type SimulatorOptions } from './sim/server.js'
 export type { SimCredentials } from './sim/auth.js'
 export { sendTestCallback, formatSendReport, DEFAULT_SIM_URL, type SendTestCallbackOptions } from './sim/send.js'

@@ -72,6 +72,19 @@ export const DEFAULT_CALLBACK_BODY: Readonly<Record<CallbackBodyType, string>> =
     '"contentMd5":${contentMd5},"operation":${operation},"reqId":${reqId}}'
 })
 
+/**
+ * The callback body used when none is given: {@link DEFAULT_CALLBACK_BODY} for the
+ * type plus every custom variable, named with its `x:` prefix (`&x:uid=${x:uid}`,
+ * or `,"x:uid":${x:uid}` in JSON).
+ */
+export function defaultCallbackBody (bodyType: CallbackBodyType, varNames: readonly string[] = []): string {
+  const vars = varNames.map((n) => (n.startsWith('x:') ? n : `x:${n}`))
+  const base = DEFAULT_CALLBACK_BODY[bodyType]
+  if (vars.length === 0) return base
+  if (bodyType === 'json') return `${base.slice(0, -1)},${vars.map((n) => `${JSON.stringify(n)}:\${${n}}`).join(',')}}`
+  return `${base}&${vars.map((n) => `${n}=\${${n}}`).join('&')}`
+}
+
 /** At most this many URLs in `callbackUrl`. */
 export const MAX_CALLBACK_URLS = 5
 /** `callback` and `callback-var` are each at most 5 KB, encoded. */

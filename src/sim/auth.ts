@@ -11,6 +11,12 @@ export interface SimCredentials {
   accessKeySecret: string
 }
 
+/** The fixed development key pair the simulator accepts when none is configured. Never use it anywhere else. */
+export const SIM_DEV_CREDENTIALS: Readonly<SimCredentials> = Object.freeze({
+  accessKeyId: 'oss-sim-dev-access-key-id',
+  accessKeySecret: 'oss-sim-dev-access-key-secret'
+})
+
 /** What the signature checks read of a request. */
 export interface SignedRequest {
   method: string

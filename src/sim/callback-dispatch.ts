@@ -3,6 +3,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { LookupFunction } from 'node:net'
+import { rootCertificates } from 'node:tls'
 import { buildCallbackBody, type CallbackBodyValues } from '../protocol/body.js'
 import { isPublicIpv4, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { signCallback } from '../protocol/signature.js'
@@ -36,6 +37,8 @@ export interface DispatchContext {
   /** Refuse private and loopback addresses after DNS resolution, as OSS does. */
   strict: boolean
   now: () => Date
+  /** Certificates trusted for https callback URLs (Node's root store plus these). Default: Node's root store. */
+  trustedCa?: readonly string[]
 }
 
 /** One try of one callback URL. */
@@ -109,7 +112,8 @@ function attempt (url: URL, body: Buffer, headers: Record<string, string>, param
       agent: false,
       ...(ctx.strict ? { lookup: strictLookup as LookupFunction } : {}),
       // OSS sends SNI only when callbackSNI is true; an empty servername sends none.
-      ...(https ? { servername: param.sni ? hostname : '' } : {})
+      ...(https ? { servername: param.sni ? hostname : '' } : {}),
+      ...(https && ctx.trustedCa !== undefined ? { ca: [...rootCertificates, ...ctx.trustedCa] } : {})
     })
     const timer = setTimeout(() => {
       const address = `${req.socket?.remoteAddress ?? hostname}:${req.socket?.remotePort ?? port}`

@@ -1,10 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { invalidOption } from '../errors.js'
-import type { SimCredentials } from './auth.js'
+import { SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { formatSendReport, sendTestCallback, DEFAULT_SIM_URL } from './send.js'
 import type { SendRequest } from './send-endpoint.js'
-import { SIM_DEV_CREDENTIALS, startSimulator, type Simulator } from './server.js'
+import type { Simulator } from './server.js'
 
 /** Where a command writes. */
 export interface CommandIo {
@@ -18,7 +18,7 @@ const processIo: CommandIo = {
 }
 
 export const SIM_USAGE = `Usage: oss-callback sim [--port 8090] [--host 127.0.0.1] [--data-dir <dir>] [--strict]
-                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824]
+                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824] [--public-origin <url>]
 
 A local stand-in for OSS that performs upload callbacks exactly as OSS does.
 Credentials: OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or the printed dev pair when both are unset.
@@ -67,6 +67,7 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
     strict: { type: 'boolean' },
     'callback-timeout-ms': { type: 'string' },
     'max-object-bytes': { type: 'string' },
+    'public-origin': { type: 'string' },
     help: { type: 'boolean', short: 'h' }
   }, false)
   if (values.help === true) {
@@ -79,12 +80,15 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
   const port = integer('port', values.port as string | undefined, 0, 65535)
   const dataDir = values['data-dir'] as string | undefined
   const strict = values.strict === true
+  // Loaded here so that `send` does not pay for Fastify and the simulator at start.
+  const { startSimulator } = await import('./server.js')
   const sim = await startSimulator({
     ...(port === undefined ? {} : { port }),
     ...(values.host === undefined ? {} : { host: values.host as string }),
     ...(dataDir === undefined ? {} : { dataDir }),
     ...(callbackTimeoutMs === undefined ? {} : { callbackTimeoutMs }),
     ...(maxObjectBytes === undefined ? {} : { maxObjectBytes }),
+    ...(values['public-origin'] === undefined ? {} : { publicOrigin: values['public-origin'] as string }),
     strict,
     credentials,
     log: (line) => { io.stdout(`${new Date().toISOString()} ${line}\n`) }

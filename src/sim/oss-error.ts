@@ -34,6 +34,7 @@ export const OSS_ERRORS = {
   invalidObjectName: () => new OssHttpError(400, 'InvalidObjectName', 'The specified object is not valid.'),
   entityTooLarge: () => new OssHttpError(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size.'),
   entityTooSmall: () => new OssHttpError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size.'),
+  invalidRange: () => new OssHttpError(416, 'InvalidRange', 'The requested range cannot be satisfied.'),
   invalidDigest: () => new OssHttpError(400, 'InvalidDigest', 'The Content-MD5 you specified is not valid.'),
   malformedXml: () => new OssHttpError(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.'),
   invalidPart: () => new OssHttpError(400, 'InvalidPart', 'One or more of the specified parts could not be found or the specified entity tag might not have matched the part\'s entity tag.'),

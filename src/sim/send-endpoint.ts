@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
-import { decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
+import { decodeCallbackParam, defaultCallbackBody, encodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
 import type { DispatchResult } from './callback-dispatch.js'
 import { factsOf, type ObjectFacts, type ObjectStore } from './store.js'
@@ -22,7 +22,7 @@ export interface SendRequest {
   key?: string
   /** Bytes, used when the object is not stored in the simulator. Default 0. */
   size?: number
-  /** Default: {@link DEFAULT_CALLBACK_BODY} for the type. */
+  /** Default: the common system variables and every variable given (`defaultCallbackBody`). */
   callbackBody?: string
   /** Default `form`. */
   callbackBodyType?: 'json' | 'form'
@@ -145,7 +145,7 @@ export async function fireTestCallback (request: FastifyRequest, reply: FastifyR
     // The same checks as an upload's parameter: encode as a client would, decode as OSS does.
     const encoded = encodeCallbackParam({
       callbackUrl: asString(body.callbackUrl, ''),
-      callbackBody: asString(body.callbackBody, DEFAULT_CALLBACK_BODY[type]),
+      callbackBody: asString(body.callbackBody, defaultCallbackBody(type, Object.keys(vars))),
       callbackBodyType: type === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
       ...(callbackHost === undefined ? {} : { callbackHost })
     }, vars as Record<string, string>)

@@ -10,8 +10,8 @@ import type { CallbackBodyValues } from '../protocol/body.js'
 import { CALLBACK_PARAM_MESSAGES, decodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
 import { V1_SIGNED_SUBRESOURCES } from '../protocol/oss-signing.js'
-import { percentDecodePath } from '../protocol/string-to-sign.js'
-import { checkRequestSignature, type SimCredentials } from './auth.js'
+import { parseTarget, type Target } from './addressing.js'
+import { checkRequestSignature, SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { dispatchCallback, OSS_CALLBACK_TIMEOUT_MS, type DispatchResult } from './callback-dispatch.js'
 import { OSS_ERRORS, OssHttpError } from './oss-error.js'
 import { checkPostPolicy, checkPostSignature } from './post-policy.js'
@@ -19,11 +19,7 @@ import { fireTestCallback, SEND_PATH } from './send-endpoint.js'
 import { DiskStore, factsOf, MemoryStore, type ObjectFacts, type ObjectStore, type StoredObject } from './store.js'
 import { errorXml, parseCompleteMultipartUpload, xmlDocument } from './xml.js'
 
-/** The fixed development key pair the simulator accepts when none is configured. Never use it anywhere else. */
-export const SIM_DEV_CREDENTIALS: Readonly<SimCredentials> = Object.freeze({
-  accessKeyId: 'oss-sim-dev-access-key-id',
-  accessKeySecret: 'oss-sim-dev-access-key-secret'
-})
+export { SIM_DEV_CREDENTIALS }
 
 /** Options of {@link startSimulator}. */
 export interface SimulatorOptions {
@@ -45,6 +41,8 @@ export interface SimulatorOptions {
   publicOrigin?: string
   /** The RSA key that signs callbacks. Default: generated (512-bit, as OSS's), or kept in `dataDir`. */
   privateKey?: KeyObject
+  /** PEM certificates trusted for https callback URLs besides Node's root store (a local CA such as mkcert's). Default: none. */
+  callbackTrustedCa?: readonly string[]
   /** One line per request, for a terminal. Default: silent. */
   log?: (line: string) => void
   /** Clock, for signature and policy expiry checks. Default `() => new Date()`. */
@@ -86,17 +84,6 @@ interface Upload {
   contentType: string
   meta: Record<string, string>
   parts: Map<number, { data: Buffer, etag: string }>
-}
-
-/** Where a request goes, after virtual-hosted or path-style addressing. */
-interface Target {
-  /** The percent-decoded path. */
-  path: string
-  query: Array<[string, string]>
-  /** True when the bucket came from the path (the Host was the simulator's own address). */
-  pathStyle: boolean
-  bucket?: string
-  key?: string
 }
 
 function validateOptions (o: SimulatorOptions): Required<Pick<SimulatorOptions, 'port' | 'host' | 'callbackTimeoutMs' | 'maxObjectBytes'>> {
@@ -149,55 +136,6 @@ async function loadOrCreateKey (dataDir: string | undefined): Promise<KeyObject>
 
 function newRequestId (): string {
   return randomBytes(12).toString('hex').toUpperCase()
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-function decodeComponent (s: string): string {
-  // No `+` to space: base64 callback values travel in the query and keep their `+`.
-  try {
-    return decodeURIComponent(s)
-  } catch {
-    throw OSS_ERRORS.invalidArgument('The request URI is not validly percent-encoded.')
-  }
-}
-
-function parseQuery (raw: string): Array<[string, string]> {
-  if (raw === '') return []
-  return raw.split('&').filter((p) => p !== '').map((p) => {
-    const eq = p.indexOf('=')
-    return eq === -1 ? [decodeComponent(p), ''] : [decodeComponent(p.slice(0, eq)), decodeComponent(p.slice(eq + 1))]
-  })
-}
-
-function isOwnHost (hostname: string, own: ReadonlySet<string>): boolean {
-  // An IP, a single label (a container name) or localhost is an address, never `<bucket>.<endpoint>`.
-  return own.has(hostname) || !hostname.includes('.') || /^[\d.]+$/.test(hostname) || hostname.startsWith('[')
-}
-
-function parseTarget (rawUrl: string, hostHeader: string | undefined, own: ReadonlySet<string>): Target {
-  const q = rawUrl.indexOf('?')
-  const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q)
-  const query = parseQuery(q === -1 ? '' : rawUrl.slice(q + 1))
-  let path: string
-  try {
-    // Decode before splitting: the C SDK sends `/bucket%2Fdir%2Fkey` with an IP endpoint.
-    path = utf8.decode(percentDecodePath(rawPath))
-  } catch {
-    throw OSS_ERRORS.invalidObjectName()
-  }
-  const hostname = (hostHeader ?? '').toLowerCase().replace(/:\d+$/, '')
-  if (hostname !== '' && !isOwnHost(hostname, own)) {
-    const bucket = hostname.slice(0, hostname.indexOf('.'))
-    const key = path.slice(1)
-    return { path, query, pathStyle: false, bucket, ...(key === '' ? {} : { key }) }
-  }
-  const rest = path.slice(1)
-  if (rest === '') return { path, query, pathStyle: true }
-  const slash = rest.indexOf('/')
-  const bucket = slash === -1 ? rest : rest.slice(0, slash)
-  const key = slash === -1 ? '' : rest.slice(slash + 1)
-  return { path, query, pathStyle: true, bucket, ...(key === '' ? {} : { key }) }
 }
 
 function headerMap (req: IncomingMessage): Record<string, string> {
@@ -344,7 +282,8 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       vars: { ...param.vars, ...vars }
     }
     return await dispatchCallback(param, values, {
-      privateKey, publicKeyUrl, requestId, bucket: object.bucket, ownerId: OWNER_ID, timeoutMs: callbackTimeoutMs, strict, now
+      privateKey, publicKeyUrl, requestId, bucket: object.bucket, ownerId: OWNER_ID, timeoutMs: callbackTimeoutMs, strict, now,
+      ...(options.callbackTrustedCa === undefined ? {} : { trustedCa: options.callbackTrustedCa })
     })
   }
 
@@ -400,7 +339,7 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     return reply.code(200).headers(objectHeaders(object)).send()
   }
 
-  async function getObject (reply: FastifyReply, t: Target, head: boolean): Promise<FastifyReply> {
+  async function getObject (request: FastifyRequest, reply: FastifyReply, t: Target, head: boolean): Promise<FastifyReply> {
     const { bucket, key } = checkBucketAndKey(t, true)
     const object = await store.get(bucket, key)
     if (object === undefined) throw OSS_ERRORS.noSuchKey(key)
@@ -415,6 +354,18 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     if (head) {
       reply.header('content-length', String(object.data.length))
       return reply.code(200).send()
+    }
+    // One range, `bytes=a-b`, `bytes=a-` or `bytes=-n`; OSS ignores a Range it cannot read and sends the whole object.
+    const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '')
+    if (range !== null && (range[1] !== '' || range[2] !== '')) {
+      const size = object.data.length
+      const start = range[1] === '' ? Math.max(0, size - Number(range[2])) : Number(range[1])
+      const end = range[1] === '' || range[2] === '' ? size - 1 : Math.min(Number(range[2]), size - 1)
+      if (start >= size) throw OSS_ERRORS.invalidRange()
+      if (start <= end) {
+        reply.header('content-range', `bytes ${start}-${end}/${size}`)
+        return reply.code(206).send(object.data.subarray(start, end + 1))
+      }
     }
     return reply.code(200).send(object.data)
   }
@@ -600,9 +551,9 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       case 'PUT':
         return queryHas(t, 'uploadId') ? await uploadPart(request, reply, t) : await putObject(request, reply, t, headers, requestId)
       case 'GET':
-        return await getObject(reply, t, false)
+        return await getObject(request, reply, t, false)
       case 'HEAD':
-        return await getObject(reply, t, true)
+        return await getObject(request, reply, t, true)
       case 'DELETE': {
         const { bucket, key } = checkBucketAndKey(t, true)
         if (queryHas(t, 'uploadId')) {
@@ -649,6 +600,12 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       } catch (err) {
         if (err instanceof OssHttpError) {
           log(`${request.method} ${request.raw.url ?? ''} -> ${err.status} ${err.code}`)
+          if (!request.raw.complete) {
+            // Refused before the upload body was read (a bad signature): discard the rest and close, so a client
+            // still streaming its body is neither stalled by back-pressure nor left waiting on a half-read request.
+            reply.header('connection', 'close')
+            request.raw.resume()
+          }
           return sendOssError(reply, err, requestId, t?.bucket)
         }
         throw err

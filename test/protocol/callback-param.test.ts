@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
-  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, encodeCallbackParam, isPublicIpv4, normalizeCallbackVarName,
+  CALLBACK_PARAM_MESSAGES, decodeCallbackParam, DEFAULT_CALLBACK_BODY, defaultCallbackBody, encodeCallbackParam, isPublicIpv4, normalizeCallbackVarName,
   type CallbackParam
 } from '../../src/protocol/callback-param.js'
 
@@ -162,5 +162,13 @@ describe('DEFAULT_CALLBACK_BODY', () => {
   it('passes the encoder checks for both types', () => {
     expect(() => encodeCallbackParam({ ...base, callbackBody: DEFAULT_CALLBACK_BODY.form })).not.toThrow()
     expect(() => encodeCallbackParam({ ...base, callbackBody: DEFAULT_CALLBACK_BODY.json, callbackBodyType: 'application/json' })).not.toThrow()
+  })
+})
+
+describe('defaultCallbackBody', () => {
+  it('adds every variable, x: prefixed, to the default template', () => {
+    expect(defaultCallbackBody('form', ['uid', 'x:tag'])).toBe(`${DEFAULT_CALLBACK_BODY.form}&x:uid=\${x:uid}&x:tag=\${x:tag}`)
+    expect(defaultCallbackBody('json', ['uid'])).toBe(`${DEFAULT_CALLBACK_BODY.json.slice(0, -1)},"x:uid":\${x:uid}}`)
+    expect(defaultCallbackBody('json')).toBe(DEFAULT_CALLBACK_BODY.json)
   })
 })

@@ -4,12 +4,11 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SHUTDOWN_GRACE_MS } from '../../src/server/serve.js'
-import { ensureBuilt, ROOT } from '../helpers/dist.js'
+import { ROOT } from '../helpers/process.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { expectCodedError, post, type Reply } from '../helpers/server.js'
 
-beforeAll(() => { ensureBuilt() }, 120_000)
 
 describe('soak (short CI run of npm run soak)', () => {
   it('5,000 signed callbacks at 50 connections: no error, each accepted callback handled exactly once', async () => {

@@ -87,8 +87,10 @@ describe('oss-callback send', () => {
     const c = capture()
     const code = await runSendCommand([stack.callbackUrl, '--sim', stack.sim.origin, '--key', 'k.txt', '--var', 'a=1', '--var', 'x:b=2=3'], {}, c.io)
     expect(code).toBe(0)
-    const answer = JSON.parse(c.out()) as { object: string }
+    const answer = JSON.parse(c.out()) as { object: string, vars: Record<string, string> }
     expect(answer.object).toBe('k.txt')
+    // The default body carries every --var.
+    expect(answer.vars).toEqual({ 'x:a': '1', 'x:b': '2=3' })
     expect(c.err()).toContain('verdict: OSS would accept this reply and relay it to the uploader with 200')
     expect(c.err()).toMatch(/ok {3}status {5}200/)
   })
@@ -132,6 +134,23 @@ describe('oss-callback sim', () => {
       const pem = await fetch(sim?.publicKeyUrl ?? '')
       expect(pem.status).toBe(200)
       expect(await pem.text()).toMatch(/^-----BEGIN PUBLIC KEY-----/)
+    } finally {
+      await sim?.close()
+    }
+  })
+
+  it('--public-origin: the key URL and the trust hint use it, and requests to that host are path style', async () => {
+    const c = capture()
+    const sim = await runSimCommand(['--port', '0', '--public-origin', 'http://oss-sim.test:8090'], {}, c.io, false)
+    try {
+      expect(sim?.publicKeyUrl).toMatch(/^http:\/\/oss-sim\.test:8090\/callback_pub_key_sim_[0-9a-f]{16}\.pem$/)
+      expect(c.out()).toContain('receivers trust it with OSS_CALLBACK_KEY_ORIGINS=http://oss-sim.test:8090')
+      const { rawRequest, v1Headers } = await import('./stack.js')
+      const s = sim as NonNullable<typeof sim>
+      const headers = await v1Headers(s, 'PUT', '/examplebucket/p.txt', { host: 'oss-sim.test:8090' })
+      expect((await rawRequest(s.port, 'PUT', '/examplebucket/p.txt', headers, 'x')).status).toBe(200)
+      const pem = await rawRequest(s.port, 'GET', new URL(s.publicKeyUrl).pathname, { host: 'oss-sim.test:8090' })
+      expect(pem.text).toMatch(/^-----BEGIN PUBLIC KEY-----/)
     } finally {
       await sim?.close()
     }
