@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
 })
 const quick = args.quick
 const plan = quick
-  ? { warmupS: 0.5, durationS: 1, microS: 0.25, opensslS: 1, burst: 1000, memFirst: 1_000, memTotal: 4_000 }
+  ? { warmupS: 0.3, durationS: 1, microS: 0.2, opensslS: 1, burst: 1000, memFirst: 1_000, memTotal: 3_000 }
   : { warmupS: 2, durationS: 10, microS: 3, opensslS: 3, burst: 1000, memFirst: 20_000, memTotal: 200_000 }
 if (args.seconds !== undefined) plan.durationS = Number(args.seconds)
 const CONNECTIONS = 50
