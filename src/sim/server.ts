@@ -600,6 +600,12 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
       } catch (err) {
         if (err instanceof OssHttpError) {
           log(`${request.method} ${request.raw.url ?? ''} -> ${err.status} ${err.code}`)
+          if (!request.raw.complete) {
+            // Refused before the upload body was read (a bad signature): discard the rest and close, so a client
+            // still streaming its body is neither stalled by back-pressure nor left waiting on a half-read request.
+            reply.header('connection', 'close')
+            request.raw.resume()
+          }
           return sendOssError(reply, err, requestId, t?.bucket)
         }
         throw err
