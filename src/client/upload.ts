@@ -1,5 +1,7 @@
+import { EventEmitter } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import type { Socket } from 'node:net'
 import { Transform } from 'node:stream'
 import OSS from 'ali-oss'
 import { encodeUploadCallback, type UploadCallbackParam } from './callback.js'
@@ -70,12 +72,20 @@ function bodyText (res: RawResponse | undefined): string {
   return ''
 }
 
+interface Client {
+  client: OSS
+  /** The last raw response. */
+  last: () => RawResponse | undefined
+  /** Closes the last request's connection and resolves once it is closed. */
+  dropConnection: () => Promise<void>
+}
+
 /**
  * An ali-oss client that keeps the last raw response. ali-oss turns a 203 into an
  * error that has OSS's XML fields but not the response headers, and the 203 message
  * must carry the ETag; on success the relayed reply is printed as sent, not re-serialised.
  */
-function createClient (o: ResolvedUploadOptions): { client: OSS, last: () => RawResponse | undefined } {
+function createClient (o: ResolvedUploadOptions): Client {
   const client = new OSS({
     accessKeyId: o.accessKeyId,
     accessKeySecret: o.accessKeySecret,
@@ -96,14 +106,27 @@ function createClient (o: ResolvedUploadOptions): { client: OSS, last: () => Raw
   const holder = client as unknown as { urllib: UrllibLike }
   const inner = holder.urllib
   let last: RawResponse | undefined
+  let socket: Socket | undefined
   holder.urllib = {
     async request (url, args) {
-      const res = await inner.request(url, args)
+      // urllib reports the request's socket only through this emitter.
+      const emitter = new EventEmitter()
+      emitter.once('response', (event: { req?: { socket?: Socket } }) => { socket = event.req?.socket })
+      const res = await inner.request(url, { ...(args as object), emitter })
       last = res
       return res
     }
   }
-  return { client, last: () => last }
+  const dropConnection = async (): Promise<void> => {
+    const s = socket
+    if (s === undefined || s.closed) return
+    await new Promise<void>((resolve) => {
+      // urllib's second callback ("callback twice" warning) comes on ticks after the close: let it pass first.
+      s.once('close', () => setImmediate(resolve))
+      s.destroy()
+    })
+  }
+  return { client, last: () => last, dropConnection }
 }
 
 // Headers, not ali-oss's `callback` option: that option checks nothing and passes the URL
@@ -178,7 +201,7 @@ function failure (o: ResolvedUploadOptions, operation: UploadStep | undefined, e
 }
 
 async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, sizeBytes: number, { onProgress, signal }: Run): Promise<UploadResult> {
-  const { client, last } = createClient(o)
+  const { client, last, dropConnection } = createClient(o)
   let loaded = 0
   onProgress({ loadedBytes: 0, totalBytes: sizeBytes })
   const counter = new Transform({
@@ -202,6 +225,12 @@ async function putObject (o: ResolvedUploadOptions, cb: UploadCallbackParam, siz
     } as unknown as OSS.PutStreamOptions)
     return finalResult(o, attempt, last(), undefined)
   } catch (err) {
+    // OSS may refuse (a bad signature) before it has read the body. The request is then still
+    // streaming: end it here, or its half-sent body keeps the connection, and the process, alive.
+    if (!counter.readableEnded) {
+      counter.destroy()
+      await dropConnection()
+    }
     source.destroy()
     // Once the request is dropped OSS has no body to store; a reply that came first still counts.
     if (signal?.aborted === true && last()?.status !== 203) return cancelled(o, 'PutObject')

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -41,7 +41,7 @@ afterAll(async () => {
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
-function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
+function cli (args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Run> {
   return new Promise((resolve) => {
     // execFile, not the runCli helper: the result is read once the output streams have closed.
     execFile(process.execPath, ['dist/cli.js', 'upload', ...args], {
@@ -52,7 +52,7 @@ function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
         OSS_ACCESS_KEY_SECRET: stack.sim.credentials.accessKeySecret,
         ...env
       },
-      timeout: 30_000
+      timeout: timeoutMs
     }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
     })
@@ -200,6 +200,26 @@ describe('other failures: exit 1', { timeout: 60_000 }, () => {
     await expect(aliOssClient(stack.sim, BUCKET).head(key)).rejects.toMatchObject({ status: 404 })
   })
 
+  it('a refusal that comes while the body is still being sent (wrong secret, body held back) exits at once', async () => {
+    // A loaded machine made this a race: the 403 came before the client had sent its small body.
+    // The relay makes it certain: it passes the request head and then reads nothing more.
+    const relay = await startHeadOnlyRelay(stack.sim.port)
+    const big = join(dir, 'held-back.bin')
+    await writeFile(big, Buffer.alloc(32 * 1024 * 1024, 7))
+    try {
+      const key = 'refused/held-back.bin'
+      const run = await cli([big, '--endpoint', relay.origin, '--region', 'cn-hangzhou', '--bucket', BUCKET, '--key', key, '--callback-url', stack.callbackUrl],
+        { OSS_ACCESS_KEY_SECRET: 'not-the-secret' }, 20_000)
+      expect(run.code).toBe(1)
+      expect(run.stdout).toBe('')
+      expect(run.stderr).toMatch(/\noss-callback: upload failed: SignatureDoesNotMatch: .+ \(PutObject, HTTP 403; key "refused\/held-back.bin" in bucket e2e-bucket, request [0-9A-F]+\)\n$/)
+      expect(relay.headsSeen()).toBe(1)
+      await expect(aliOssClient(stack.sim, BUCKET).head(key)).rejects.toMatchObject({ status: 404 })
+    } finally {
+      await relay.close()
+    }
+  })
+
   it('a usage error names the problem', async () => {
     const run = await cli([small, '--endpoint', stack.sim.origin, '--bucket', BUCKET, '--callback-url', stack.callbackUrl])
     expect(run.code).toBe(1)
@@ -208,3 +228,41 @@ describe('other failures: exit 1', { timeout: 60_000 }, () => {
       'Run "oss-callback upload --help" for the options.\n')
   })
 })
+
+/**
+ * A TCP relay to the simulator that forwards each connection's request head and then
+ * stops reading from the client, so an upload body stays half-sent (TCP back-pressure).
+ */
+async function startHeadOnlyRelay (targetPort: number): Promise<{ origin: string, headsSeen: () => number, close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  let heads = 0
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1')
+    sockets.add(client).add(upstream)
+    let head = Buffer.alloc(0)
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk])
+      const end = head.indexOf('\r\n\r\n')
+      if (end === -1) return
+      heads++
+      upstream.write(head.subarray(0, end + 4))
+      client.off('data', onData)
+      client.pause()
+    }
+    client.on('data', onData)
+    upstream.pipe(client)
+    const drop = (): void => { client.destroy(); upstream.destroy() }
+    client.on('close', drop).on('error', drop)
+    upstream.on('close', drop).on('error', drop)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    headsSeen: () => heads,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
