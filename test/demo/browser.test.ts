@@ -8,7 +8,9 @@ import { startDemo, type Demo } from '../../src/demo/demo.js'
 const CHROMIUM = '/usr/bin/chromium'
 const OUTPUT = new URL('../../test-output/', import.meta.url)
 
-describe('the demo page in headless Chromium', () => {
+// One retry: about one run in several, a fresh page in headless Chromium stalls before the upload starts (cause not
+// yet found; the demo's own code path answers in milliseconds when it runs). A real regression fails both tries.
+describe('the demo page in headless Chromium', { retry: 1 }, () => {
   let demo: Demo
   let browser: BrowserContext
   let profile: string
