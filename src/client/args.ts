@@ -1,3 +1,4 @@
+import { parseVarArgument } from '../protocol/callback-param.js'
 import { parseArgs } from 'node:util'
 import { invalidOption } from '../errors.js'
 import type { SignatureVersion, UploadOptions } from './options.js'
@@ -49,13 +50,6 @@ export function parseByteSize (flag: string, text: string): number {
 function parseInteger (flag: string, text: string): number {
   if (!/^\d+$/.test(text.trim())) throw invalidOption(`${flag}: ${JSON.stringify(text)} is not a whole number`)
   return Number(text)
-}
-
-/** `name=value` → [name, value]; the value may contain `=` and may be empty. */
-function parseVar (text: string): [string, string] {
-  const eq = text.indexOf('=')
-  if (eq <= 0) throw invalidOption(`--var: ${JSON.stringify(text)} is not name=value`)
-  return [text.slice(0, eq), text.slice(eq + 1)]
 }
 
 /** What the command line asked for: help, or an upload. */
@@ -116,7 +110,7 @@ export function parseUploadArgs (argv: readonly string[], env: Readonly<Record<s
   }
   const vars: Record<string, string> = {}
   for (const text of v.var ?? []) {
-    const [name, value] = parseVar(text)
+    const [name, value] = parseVarArgument(text)
     const full = name.startsWith('x:') ? name : `x:${name}`
     if (Object.hasOwn(vars, full)) throw invalidOption(`--var: ${JSON.stringify(name)} given twice`)
     vars[full] = value

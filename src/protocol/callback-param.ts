@@ -1,4 +1,4 @@
-import { ossError } from '../errors.js'
+import { invalidOption, ossError } from '../errors.js'
 import {
   FORM_CONTENT_TYPE, isSystemVariable, JSON_CONTENT_TYPE, parseCallbackTemplate,
   type CallbackBodyType
@@ -306,4 +306,14 @@ export function decodeCallbackParam (callbackB64: string, callbackVarB64?: strin
     sni,
     vars
   }
+}
+
+/**
+ * Reads a command-line `--var name=value` into `[name, value]`: the value may hold `=` and may be empty.
+ * Throws `OSS_CB_ERR_INVALID_OPTION` when there is no name.
+ */
+export function parseVarArgument (text: string): [string, string] {
+  const eq = text.indexOf('=')
+  if (eq <= 0) throw invalidOption(`--var: ${JSON.stringify(text)} is not name=value`)
+  return [text.slice(0, eq), text.slice(eq + 1)]
 }

@@ -1,3 +1,4 @@
+import { parseVarArgument } from '../protocol/callback-param.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { invalidOption } from '../errors.js'
@@ -132,9 +133,8 @@ export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = p
   if (type !== 'form' && type !== 'json') throw invalidOption('--callback-body-type must be form or json')
   const vars: Record<string, string> = {}
   for (const item of (values.var as string[] | undefined) ?? []) {
-    const eq = item.indexOf('=')
-    if (eq <= 0) throw invalidOption('--var takes name=value')
-    vars[item.slice(0, eq)] = item.slice(eq + 1)
+    const [name, value] = parseVarArgument(item)
+    vars[name] = value
   }
   const size = integer('size', values.size as string | undefined, 0, 1024 * 1024 * 1024)
   const request: SendRequest = {

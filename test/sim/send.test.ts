@@ -115,7 +115,7 @@ describe('oss-callback send', () => {
     const c = capture()
     await expect(runSendCommand([], {}, c.io)).rejects.toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION' })
     await expect(runSendCommand(['http://x/', '--callback-body-type', 'xml'], {}, c.io)).rejects.toThrow('--callback-body-type must be form or json')
-    await expect(runSendCommand(['http://x/', '--var', 'novalue'], {}, c.io)).rejects.toThrow('--var takes name=value')
+    await expect(runSendCommand(['http://x/', '--var', 'novalue'], {}, c.io)).rejects.toThrow('--var: "novalue" is not name=value')
     await expect(runSendCommand(['http://x/', '--nope'], {}, c.io)).rejects.toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION' })
   })
 })
