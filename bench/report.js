@@ -53,6 +53,7 @@ export function renderMarkdown (r) {
     lines.push(`| the plugin around a verifier returning a ready result | ${fmt(cpu('c-no-verify'), 1)} | ${step('b', 'c-no-verify')} |`)
     lines.push(`| + the verifier's own work (headers, key URL, key lookup, string to sign, parse), RSA check replaced by \`true\` | ${fmt(cpu('c-no-rsa'), 1)} | ${step('c-no-verify', 'c-no-rsa')} |`)
     lines.push(`| + the RSA-MD5 check with \`crypto.verify\` (c, 512-bit key) | ${fmt(cpu('c512'), 1)} | ${step('c-no-rsa', 'c512')} |`)
+    if (cpu('c-unbatched') !== undefined) lines.push(`| (c) again with \`batchVerifications: false\`: each callback verified between its read and its reply | ${fmt(cpu('c-unbatched'), 1)} | ${step('c512', 'c-unbatched')} |`)
     lines.push('')
     const alone = r.micro?.node?.rsa512?.verifyOnly
     if (alone !== undefined) lines.push(`For comparison, \`crypto.verify\` alone in a tight loop (micro below) takes ${fmt(1e6 / alone, 1)} µs.`, '')

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-no-rsa,c-no-verify] [--seconds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -129,6 +129,7 @@ const SCENARIOS = [
   { id: 'e', name: 'naive', label: '(e) naive receiver: raw http, key fetched per callback, PEM string', bits: 512, keyPath: '/naive-512.pem' },
   // Diagnostics: where (c)'s time goes.
   { id: 'c-no-rsa', name: 'plugin-no-rsa', label: '(diagnostic) plugin, RSA check replaced by `true`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
+  { id: 'c-unbatched', name: 'plugin-unbatched', label: '(diagnostic) plugin, 512-bit key, `batchVerifications: false`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
   { id: 'c-no-verify', name: 'plugin-no-verify', label: '(diagnostic) plugin around a verifier returning a ready result', bits: 512, keyPath: '/bench-512.pem', diagnostic: true }
 ]
 

@@ -39,7 +39,9 @@ async function startFastify () {
       keyOrigins: [keyOrigin],
       ...(scenario === 'plugin-forge' ? { signatureVerifier: createForgeVerifier() } : {}),
       // Diagnostic: everything but the RSA check.
-      ...(scenario === 'plugin-no-rsa' ? { signatureVerifier: () => true } : {})
+      ...(scenario === 'plugin-no-rsa' ? { signatureVerifier: () => true } : {}),
+      // Diagnostic: each callback verified at once, between its read and its reply.
+      ...(scenario === 'plugin-unbatched' ? { batchVerifications: false } : {})
     })
     if (scenario === 'plugin-no-verify') {
       // Diagnostic: the plugin's own cost, around a verifier that hands back a callback it verified once.

@@ -3,6 +3,7 @@ import { createCallbackVerifier, verifyCallback, type CallbackRequest } from '..
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { docCallback } from '../helpers/fixtures.js'
+import { nodeCryptoVerifier, type SignatureVerifier } from '../../src/receiver/signature-verifier.js'
 
 const docRequest: CallbackRequest = {
   url: docCallback.path + docCallback.query,
@@ -119,5 +120,52 @@ describe('createCallbackVerifier', () => {
 
   it('refuses a bad publicPath at creation', () => {
     expect(() => createCallbackVerifier({ publicPath: 'no-slash' })).toThrow(expect.objectContaining({ code: 'OSS_CB_ERR_INVALID_OPTION' }))
+  })
+})
+
+describe('verifications in batches', () => {
+  const k512 = testKeyPair(512)
+  let server: KeyServer
+  beforeAll(async () => { server = await startKeyServer({ '/k512.pem': { kind: 'pem', pem: k512.publicPem } }) })
+  afterAll(async () => { await server.close() })
+
+  // Counts signature checks, so that the test sees when they run.
+  function counted (): { checks: number[], verify: SignatureVerifier } {
+    const checks: number[] = []
+    return { checks, verify: (key, data, signature) => { checks.push(data.length); return nodeCryptoVerifier(key, data, signature) } }
+  }
+  const callback = (body: string): CallbackRequest => signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body })
+
+  it('runs the verifications of one event-loop turn together after it, each with its own result', async () => {
+    const check = counted()
+    const v = createCallbackVerifier({ keyOrigins: [server.origin], signatureVerifier: check.verify })
+    await v.verify(callback('bucket=warm')) // the key is now cached
+    check.checks.length = 0
+    const forged = { ...callback('bucket=b2'), body: Buffer.from('bucket=forged') }
+    const results = [v.verify(callback('bucket=b1')), v.verify(forged), v.verify(callback('bucket=b3'))]
+    const settled = Promise.allSettled(results)
+    expect(check.checks).toEqual([])
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(check.checks).toHaveLength(3)
+    const [first, second, third] = await settled
+    expect(first).toMatchObject({ status: 'fulfilled', value: { system: { bucket: 'b1' } } })
+    expect(second).toMatchObject({ status: 'rejected', reason: { code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' } })
+    expect(third).toMatchObject({ status: 'fulfilled', value: { system: { bucket: 'b3' } } })
+  })
+
+  it('verifies at once with batchVerifications: false', async () => {
+    const check = counted()
+    const v = createCallbackVerifier({ keyOrigins: [server.origin], signatureVerifier: check.verify, batchVerifications: false })
+    await v.verify(callback('bucket=warm'))
+    const result = v.verify(callback('bucket=now'))
+    expect(check.checks).toHaveLength(2)
+    expect((await result).system.bucket).toBe('now')
+  })
+
+  it('refuses a batchVerifications that is not a boolean at creation', () => {
+    expect(() => createCallbackVerifier({ batchVerifications: 'yes' as never })).toThrow(expect.objectContaining({
+      code: 'OSS_CB_ERR_INVALID_OPTION',
+      message: 'Invalid option: batchVerifications must be true or false, got "yes"'
+    }))
   })
 })
