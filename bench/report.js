@@ -30,13 +30,16 @@ export function renderMarkdown (r) {
     `Above ${m.nproc} means other processes competed for the CPU during the run and the absolute figures are low; ratios within the run still compare like with like.`)
   lines.push('')
   lines.push('## Throughput', '')
+  const rounds = r.settings.rounds ?? 1
   lines.push(`Each server in its own process on 127.0.0.1, load from another process (autocannon, ${r.settings.connections} connections, ` +
     `${r.settings.warmupS} s warm-up then ${r.settings.durationS} s measured), the same signed ${r.settings.bodyBytes}-byte urlencoded callback for every scenario. ` +
-    'Fastify scenarios log with pino at `info` with request logging off, as the standalone server does.', '')
-  lines.push('| Scenario | req/s | p50 (ms) | p99 (ms) | requests | server CPU per callback (µs) |')
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: |')
+    'Fastify scenarios log with pino at `info` with request logging off, as the standalone server does.' +
+    (rounds > 1 ? ` Every scenario ran once in each of ${rounds} rounds, in the same order; each row is its median round (by req/s), and the last column lists every round.` : ''), '')
+  lines.push(`| Scenario | req/s | p50 (ms) | p99 (ms) | requests | server CPU per callback (µs) |${rounds > 1 ? ' req/s in each round |' : ''}`)
+  lines.push(`| --- | ---: | ---: | ---: | ---: | ---: |${rounds > 1 ? ' ---: |' : ''}`)
   for (const s of Object.values(r.scenarios)) {
-    lines.push(`| ${s.label} | ${fmt(s.reqPerSec)} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${fmt(s.requests)} | ${fmt(s.cpuUsPerReq, 1)} |`)
+    const each = rounds > 1 ? ` ${(s.roundsReqPerSec ?? []).map((v) => fmt(v)).join(', ')} |` : ''
+    lines.push(`| ${s.label} | ${fmt(s.reqPerSec)} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${fmt(s.requests)} | ${fmt(s.cpuUsPerReq, 1)} |${each}`)
   }
   lines.push('')
   const list = (o) => Object.entries(o).map(([k, v]) => `${k} = ${v ?? 'n/a'}`).join(', ')
@@ -63,6 +66,11 @@ export function renderMarkdown (r) {
   lines.push('| --- | --- | --- | --- |')
   for (const t of targets(r)) lines.push(`| ${t.what} | ${t.target} | ${t.value ?? 'n/a'} | ${t.met === null ? 'n/a' : t.met ? 'yes' : 'no'} |`)
   lines.push('')
+  const rps = (id) => r.scenarios[id]?.reqPerSec
+  if (rps('a') !== undefined && rps('d') !== undefined) {
+    // (c) cannot beat the bare route, so (a)/(d) bounds c/d whatever the verifier costs.
+    lines.push(`Ceiling of c/d in this run: a verifier that cost nothing would still answer no faster than the bare route (a), so c/d cannot exceed a/d = ${fmt(rps('a') / rps('d'), 2)} with the 512-bit key.`, '')
+  }
   if (r.micro !== null) {
     lines.push('## Micro (one core, no HTTP)', '')
     lines.push('| Operation | ops/s |')

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -17,20 +17,26 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     seconds: { type: 'string' },
+    rounds: { type: 'string' },
     'server-flags': { type: 'string' }
   }
 })
 const quick = args.quick
 const plan = quick
-  ? { warmupS: 0.3, durationS: 1, microS: 0.2, opensslS: 1, burst: 1000, memFirst: 1_000, memTotal: 3_000 }
-  : { warmupS: 2, durationS: 10, microS: 3, opensslS: 3, burst: 1000, memFirst: 20_000, memTotal: 200_000 }
+  ? { rounds: 1, warmupS: 0.3, durationS: 1, microS: 0.2, opensslS: 1, burst: 1000, memFirst: 1_000, memTotal: 3_000 }
+  : { rounds: 3, warmupS: 2, durationS: 10, microS: 3, opensslS: 3, burst: 1000, memFirst: 20_000, memTotal: 200_000 }
 if (args.seconds !== undefined) plan.durationS = Number(args.seconds)
+if (args.rounds !== undefined) plan.rounds = Number(args.rounds)
+if (!Number.isSafeInteger(plan.rounds) || plan.rounds < 1 || !(plan.durationS > 0)) {
+  process.stderr.write('bench: --rounds must be a whole number from 1, --seconds a positive number\n')
+  process.exit(2)
+}
 const CONNECTIONS = 50
 const COLD_KEY_DELAY_MS = 50
 const CHILD_LIFETIME_MS = quick ? 120_000 : 900_000
 const only = args.only === undefined ? undefined : new Set(args.only.split(','))
 const wanted = (name) => only === undefined || only.has(name)
-const outFile = args.out ?? (quick || only !== undefined || args.seconds !== undefined || args['server-flags'] !== undefined || args['no-write'] ? undefined : new URL('./RESULTS.md', import.meta.url))
+const outFile = args.out ?? (quick || only !== undefined || args.seconds !== undefined || args.rounds !== undefined || args['server-flags'] !== undefined || args['no-write'] ? undefined : new URL('./RESULTS.md', import.meta.url))
 
 const log = (text) => process.stderr.write(`[bench] ${text}\n`)
 const children = new Set()
@@ -149,27 +155,38 @@ const results = {
 }
 
 try {
-  for (const s of SCENARIOS) {
-    // Diagnostics run in the full run and when named; the quick run skips them.
-    if (!wanted(s.id) || (s.diagnostic && only === undefined && quick)) continue
-    const callback = signedCallback(keys[s.bits].privateKey, keyOrigin + s.keyPath)
-    const server = await startServer(s.name, keyOrigin)
-    try {
-      await sanityCheck(server.port, callback)
-      await load(server.port, callback, { durationS: plan.warmupS })
-      const before = await server.stats()
-      const r = await load(server.port, callback, { durationS: plan.durationS })
-      const after = await server.stats()
-      checkClean(s.id, r)
-      // Server CPU time per callback: steadier than req/s when other processes share the cores.
-      const cpuUsPerReq = Math.round((after.cpuUs - before.cpuUs) / r.requests * 10) / 10
-      // Keep-alive must hold: a scenario that reconnects per request measures TCP set-up, not callbacks.
-      const newConnections = after.connections - before.connections
-      results.scenarios[s.id] = { label: s.label, ...r, cpuUsPerReq, newConnections }
-      log(`${s.id}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, server CPU ${cpuUsPerReq} µs per callback, ${newConnections} new connections`)
-    } finally {
-      await server.stop()
+  // Rounds: every scenario once per round, in the same order, so that a slow spell on a shared
+  // machine hits one round of each rather than all of one scenario; the median round is reported.
+  const rounds = new Map()
+  for (let round = 1; round <= plan.rounds; round++) {
+    for (const s of SCENARIOS) {
+      // Diagnostics run in the full run and when named; the quick run skips them.
+      if (!wanted(s.id) || (s.diagnostic && only === undefined && quick)) continue
+      const callback = signedCallback(keys[s.bits].privateKey, keyOrigin + s.keyPath)
+      const server = await startServer(s.name, keyOrigin)
+      try {
+        await sanityCheck(server.port, callback)
+        await load(server.port, callback, { durationS: plan.warmupS })
+        const before = await server.stats()
+        const r = await load(server.port, callback, { durationS: plan.durationS })
+        const after = await server.stats()
+        checkClean(s.id, r)
+        // Server CPU time per callback: steadier than req/s when other processes share the cores.
+        const cpuUsPerReq = Math.round((after.cpuUs - before.cpuUs) / r.requests * 10) / 10
+        // Keep-alive must hold: a scenario that reconnects per request measures TCP set-up, not callbacks.
+        const newConnections = after.connections - before.connections
+        const row = { label: s.label, ...r, cpuUsPerReq, newConnections }
+        rounds.set(s.id, [...(rounds.get(s.id) ?? []), row])
+        log(`${s.id}${plan.rounds > 1 ? ` (round ${round}/${plan.rounds})` : ''}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, server CPU ${cpuUsPerReq} µs per callback, ${newConnections} new connections`)
+      } finally {
+        await server.stop()
+      }
     }
+  }
+  for (const [id, rows] of rounds) {
+    const sorted = [...rows].sort((x, y) => x.reqPerSec - y.reqPerSec)
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]
+    results.scenarios[id] = { ...median, roundsReqPerSec: rows.map((x) => Math.round(x.reqPerSec)), roundsCpuUsPerReq: rows.map((x) => x.cpuUsPerReq) }
   }
 
   const ratios = (field, invert) => {
