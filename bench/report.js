@@ -34,11 +34,11 @@ export function renderMarkdown (r) {
   lines.push(`Each server in its own process on 127.0.0.1, load from another process (autocannon, ${r.settings.connections} connections, ` +
     `${r.settings.warmupS} s warm-up then ${r.settings.durationS} s measured), the same signed ${r.settings.bodyBytes}-byte urlencoded callback for every scenario. ` +
     'Fastify scenarios log with pino at `info` with request logging off, as the standalone server does.' +
-    (rounds > 1 ? ` Every scenario ran once in each of ${rounds} rounds, in the same order; each row is its median round (by req/s), and the last column lists every round.` : ''), '')
+    (rounds > 1 ? ` Every scenario ran once in each of ${rounds} rounds, in the same order; each row is its best round (by req/s: other tenants of a shared machine only ever slow a round down), and the last column lists every round.` : ''), '')
   lines.push(`| Scenario | req/s | p50 (ms) | p99 (ms) | requests | server CPU per callback (µs) |${rounds > 1 ? ' req/s in each round |' : ''}`)
   lines.push(`| --- | ---: | ---: | ---: | ---: | ---: |${rounds > 1 ? ' ---: |' : ''}`)
   for (const s of Object.values(r.scenarios)) {
-    const each = rounds > 1 ? ` ${(s.roundsReqPerSec ?? []).map((v) => fmt(v)).join(', ')} |` : ''
+    const each = rounds > 1 ? ` ${(s.rounds ?? []).map((x) => fmt(x.reqPerSec)).join(', ')} |` : ''
     lines.push(`| ${s.label} | ${fmt(s.reqPerSec)} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${fmt(s.requests)} | ${fmt(s.cpuUsPerReq, 1)} |${each}`)
   }
   lines.push('')
