@@ -79,7 +79,8 @@ export function renderMarkdown (r) {
       lines.push(`| ${key}: string to sign + \`crypto.verify\` (KeyObject) | ${fmt(row.stringToSignAndVerify)} |`)
       if (row.verifyOnly !== undefined) lines.push(`| ${key}: \`crypto.verify\` alone | ${fmt(row.verifyOnly)} |`)
       if (row.forgeStringToSignAndVerify !== undefined) lines.push(`| ${key}: string to sign + node-forge verify | ${fmt(row.forgeStringToSignAndVerify)} |`)
-      if (row.verifierVerify !== undefined) lines.push(`| ${key}: whole \`verifier.verify()\` (headers, key URL, pinned key, verify, parse) | ${fmt(row.verifierVerify)} |`)
+      if (row.verifierVerify !== undefined) lines.push(`| ${key}: whole \`verifier.verify()\` (headers, key URL, pinned key, verify, parse), one at a time, \`batchVerifications: false\` | ${fmt(row.verifierVerify)} |`)
+      if (row.verifierVerifyBatch64 !== undefined) lines.push(`| ${key}: the same, 64 started together (one batch) | ${fmt(row.verifierVerifyBatch64)} |`)
     }
     for (const [key, row] of Object.entries(r.micro.openssl)) {
       if (key === 'error') lines.push(`| openssl speed failed: ${row} | |`)

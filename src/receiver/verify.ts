@@ -187,27 +187,15 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
   // tables cold: on the 2-core VMs we benchmark on (PTI without PCID, so every syscall flushes the
   // TLB) it cost about four times its cost in a loop. Back to back they stay warm, and the replies
   // leave together. A verify never throws synchronously, so one bad callback cannot break a batch.
-  let queue: PendingVerification[] = []
-  function flush (): void {
-    const pending = queue
-    queue = []
-    for (const p of pending) verifyNow(p.request, p.options).then(p.resolve, p.reject)
-  }
-  function verifyInBatch (request: CallbackRequest, verifyOptions?: VerifyOptions): Promise<VerifiedCallback> {
-    return new Promise((resolve, reject) => {
-      if (queue.length === 0) setImmediate(flush)
-      queue.push({ request, options: verifyOptions, resolve, reject })
-    })
+  // Every callback of a turn awaits the same promise; its continuations then run back to back.
+  let turnEnd: Promise<void> | undefined
+  const endTurn = (resolve: () => void): void => { setImmediate(() => { turnEnd = undefined; resolve() }) }
+  async function verifyInBatch (request: CallbackRequest, verifyOptions?: VerifyOptions): Promise<VerifiedCallback> {
+    await (turnEnd ??= new Promise(endTurn))
+    return await verifyNow(request, verifyOptions)
   }
 
   return { verify: batch ? verifyInBatch : verifyNow, keys, policy, verifierName }
-}
-
-interface PendingVerification {
-  request: CallbackRequest
-  options: VerifyOptions | undefined
-  resolve: (callback: VerifiedCallback) => void
-  reject: (err: unknown) => void
 }
 
 /** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */
