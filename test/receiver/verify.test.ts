@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCallbackVerifier, verifyCallback, type CallbackRequest } from '../../src/receiver/verify.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
@@ -151,6 +152,19 @@ describe('verifications in batches', () => {
     expect(first).toMatchObject({ status: 'fulfilled', value: { system: { bucket: 'b1' } } })
     expect(second).toMatchObject({ status: 'rejected', reason: { code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' } })
     expect(third).toMatchObject({ status: 'fulfilled', value: { system: { bucket: 'b3' } } })
+  })
+
+  it('runs each batched verification in its caller\'s async context', async () => {
+    const als = new AsyncLocalStorage<string>()
+    const seen: Array<string | undefined> = []
+    const v = createCallbackVerifier({
+      keyOrigins: [server.origin],
+      signatureVerifier: (key, data, signature) => { seen.push(als.getStore()); return nodeCryptoVerifier(key, data, signature) }
+    })
+    await v.verify(callback('bucket=warm'))
+    seen.length = 0
+    await Promise.all([als.run('first', () => v.verify(callback('bucket=1'))), als.run('second', () => v.verify(callback('bucket=2')))])
+    expect(seen).toEqual(['first', 'second'])
   })
 
   it('verifies at once with batchVerifications: false', async () => {
