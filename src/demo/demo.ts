@@ -172,7 +172,9 @@ interface BackendOptions {
 /** The app backend of the demo: the page, a ticket proxy holding the token, and a replay button's endpoint. */
 function buildBackend (options: BackendOptions): FastifyInstance {
   const { files, receiverOrigin, token, log } = options
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 })
+  // A browser keeps spare sockets open that never sent a request; closing only idle connections left
+  // those until the 60 s headers timeout, so close() could take a minute (the Chromium test's old stall).
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024, forceCloseConnections: true })
 
   for (const [route, file] of files) {
     app.get(route, async (_request, reply) => reply.type(file.type).header('cache-control', 'no-store').send(file.body))

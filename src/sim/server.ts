@@ -236,7 +236,9 @@ export async function startSimulator (options: SimulatorOptions = {}): Promise<S
     http: { insecureHTTPParser: true },
     exposeHeadRoutes: false,
     bodyLimit: maxObjectBytes,
-    routerOptions: { maxParamLength: 8192, ignoreDuplicateSlashes: false }
+    routerOptions: { maxParamLength: 8192, ignoreDuplicateSlashes: false },
+    // Browsers keep spare sockets that never send a request; without this, close() waits out the headers timeout.
+    forceCloseConnections: true
   })
   app.removeAllContentTypeParsers()
   await app.register(multipart, {

@@ -1,16 +1,31 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDemo, type Demo } from '../../src/demo/demo.js'
 
 const CHROMIUM = '/usr/bin/chromium'
+
+// Waits for `selector`; on a timeout, says where the page stood (its URL, the steps shown, the result, failed
+// requests), so that a stall tells which step it stopped at.
+async function waitOrExplain (page: Page, selector: string, timeoutMs: number, failed: string[]): Promise<void> {
+  try {
+    await page.waitForSelector(selector, { timeout: timeoutMs })
+  } catch (err) {
+    // A string, evaluated in the page: the test's TypeScript has no DOM types.
+    const where = page.evaluate(`({
+      steps: [...document.querySelectorAll('#steps li')].map((li) => li.textContent),
+      result: document.querySelector('#result')?.getAttribute('data-state'),
+      resultText: document.querySelector('#result')?.textContent
+    })`).catch((e: unknown) => String(e))
+    const bounded = await Promise.race([where, new Promise((resolve) => setTimeout(() => resolve('page did not answer within 5 s'), 5000))])
+    throw new Error(`${String(err)}\npage: ${page.url()}\nstate: ${JSON.stringify(bounded)}\nfailed requests: ${JSON.stringify(failed)}`)
+  }
+}
 const OUTPUT = new URL('../../test-output/', import.meta.url)
 
-// One retry: about one run in several, a fresh page in headless Chromium stalls before the upload starts (cause not
-// yet found; the demo's own code path answers in milliseconds when it runs). A real regression fails both tries.
-describe('the demo page in headless Chromium', { retry: 1 }, () => {
+describe('the demo page in headless Chromium', () => {
   let demo: Demo
   let browser: BrowserContext
   let profile: string
@@ -26,7 +41,7 @@ describe('the demo page in headless Chromium', { retry: 1 }, () => {
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-sync', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
       timeout: 60_000
     })
   }, 90_000)
@@ -40,11 +55,13 @@ describe('the demo page in headless Chromium', { retry: 1 }, () => {
   it('uploads a chosen file straight to the simulator and shows the reply the receiver gave through OSS; a replay is refused', async () => {
     const page = await browser.newPage()
     const consoleErrors: string[] = []
+    const failed: string[] = []
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()) })
+    page.on('requestfailed', (r) => { failed.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText ?? '?'}`) })
     await page.goto(demo.url)
     await page.setInputFiles('#file', { name: 'hello 世界 +1.txt', mimeType: 'text/plain', buffer: Buffer.from('hello, OSS\n') })
     await page.click('#upload')
-    await page.waitForSelector('#result[data-state="ok"], #result[data-state="error"], #result[data-state="callback-failed"]', { timeout: 30_000 })
+    await waitOrExplain(page, '#result[data-state="ok"], #result[data-state="error"], #result[data-state="callback-failed"]', 30_000, failed)
     const state = await page.getAttribute('#result', 'data-state')
     const shown = await page.textContent('#result') ?? ''
     expect(state, `${shown}\n${events.join('\n')}`).toBe('ok')
@@ -61,7 +78,7 @@ describe('the demo page in headless Chromium', { retry: 1 }, () => {
     expect(Date.parse(reply.ticket.expiresAt) - Date.parse(reply.ticket.issuedAt)).toBe(600_000)
 
     await page.click('#replay')
-    await page.waitForSelector('#replay-result[data-state="refused"], #replay-result[data-state="ok"], #replay-result[data-state="error"]', { timeout: 15_000 })
+    await waitOrExplain(page, '#replay-result[data-state="refused"], #replay-result[data-state="ok"], #replay-result[data-state="error"]', 15_000, failed)
     expect(await page.getAttribute('#replay-result', 'data-state')).toBe('refused')
     const replayText = await page.textContent('#replay-result') ?? ''
     expect(replayText).toContain('409 OSS_CB_ERR_TICKET_USED')
@@ -77,10 +94,12 @@ describe('the demo page in headless Chromium', { retry: 1 }, () => {
     const small = await startDemo({ port: 0, maxSizeBytes: 4 })
     try {
       const page = await browser.newPage()
+      const failed: string[] = []
+      page.on('requestfailed', (r) => { failed.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText ?? '?'}`) })
       await page.goto(small.url)
       await page.setInputFiles('#file', { name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(5) })
       await page.click('#upload')
-      await page.waitForSelector('#result[data-state="error"], #result[data-state="ok"]', { timeout: 30_000 })
+      await waitOrExplain(page, '#result[data-state="error"], #result[data-state="ok"]', 30_000, failed)
       expect(await page.textContent('#result')).toBe('No ticket: 413 OSS_CB_ERR_TICKET_TOO_LARGE: The upload is larger than allowed')
       await page.close()
     } finally {
