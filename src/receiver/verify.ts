@@ -185,9 +185,8 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
 
   // Batches, because a verify run between a socket read and its reply finds OpenSSL's code and
   // tables cold: on the 2-core VMs we benchmark on (PTI without PCID, so every syscall flushes the
-  // TLB) it cost about four times its cost in a loop. Back to back they stay warm, and the replies
-  // leave together. A verify never throws synchronously, so one bad callback cannot break a batch.
-  // Every callback of a turn awaits the same promise; its continuations then run back to back.
+  // TLB) it cost about four times its cost in a loop. Every callback of a turn awaits the same
+  // promise, so their verifications run back to back, warm, and the replies leave together.
   let turnEnd: Promise<void> | undefined
   const endTurn = (resolve: () => void): void => { setImmediate(() => { turnEnd = undefined; resolve() }) }
   async function verifyInBatch (request: CallbackRequest, verifyOptions?: VerifyOptions): Promise<VerifiedCallback> {
