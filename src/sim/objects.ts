@@ -30,6 +30,11 @@ export async function putObject (ctx: SimContext, r: SimRequest): Promise<unknow
   return r.reply.code(200).headers(objectHeaders(object)).send()
 }
 
+const RESPONSE_OVERRIDES: ReadonlySet<string> = new Set([
+  'response-content-type', 'response-content-language', 'response-expires', 'response-cache-control',
+  'response-content-disposition', 'response-content-encoding'
+])
+
 async function objectOf (ctx: SimContext, r: SimRequest): Promise<StoredObject> {
   const { bucket, key } = checkBucketAndKey(r.target)
   const object = await ctx.store.get(bucket, key)
@@ -43,6 +48,10 @@ async function objectOf (ctx: SimContext, r: SimRequest): Promise<StoredObject> 
     'x-oss-storage-class': 'Standard',
     'accept-ranges': 'bytes'
   })
+  // GetObject's response-* parameters override the stored headers in this answer only.
+  for (const [name, value] of r.target.query) {
+    if (RESPONSE_OVERRIDES.has(name)) r.reply.header(name.slice('response-'.length), value)
+  }
   return object
 }
 

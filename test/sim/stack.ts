@@ -114,3 +114,13 @@ export function xmlError (text: string): Record<string, string> {
   const doc = new XMLParser({ parseTagValue: false, processEntities: true }).parse(text) as { Error?: Record<string, string> }
   return doc.Error ?? {}
 }
+
+/** A V1-signed request, with the query's sub-resources signed as OSS signs them; `key` '' for a bucket request. */
+export async function signedRequest (sim: Simulator, method: string, bucket: string, key: string, query: Array<[string, string]>, headers: Record<string, string> = {}, body?: string): Promise<RawReply> {
+  const { signV1, v1StringToSign } = await import('../../src/protocol/oss-signing.js')
+  const all = { date: new Date().toUTCString(), ...headers }
+  const signature = signV1(sim.credentials.accessKeySecret, v1StringToSign({ method, resource: `/${bucket}/${key}`, headers: all, query }))
+  const qs = query.map(([k, v]) => (v === '' ? encodeURIComponent(k) : `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)).join('&')
+  const path = `/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}${qs === '' ? '' : `?${qs}`}`
+  return await rawRequest(Number(new URL(sim.origin).port), method, path, { ...all, authorization: `OSS ${sim.credentials.accessKeyId}:${signature}` }, body)
+}
