@@ -59,6 +59,12 @@ export class SortedKeys implements KeyView {
   }
 
   add (key: string): void {
+    // Keys often arrive in order (a bulk upload): appending skips the search.
+    const last = this.#keys.at(-1)
+    if (last === undefined || compareKeys(last, key) < 0) {
+      this.#keys.push(key)
+      return
+    }
     const i = this.seek(key, true)
     if (this.#keys[i] !== key) this.#keys.splice(i, 0, key)
   }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signV1, v1StringToSign, v4Authorization, v4DateTime } from '../../src/protocol/oss-signing.js'
 import { startSimulator, type Simulator } from '../../src/sim/server.js'
@@ -138,17 +139,25 @@ describe('errors as OSS XML', () => {
 })
 
 describe('--strict', () => {
-  it('refuses loopback and private callback URLs with 400 as OSS does', async () => {
+  it('refuses loopback and private callback URLs, and localhost by name, with 400 as OSS does', async () => {
     const strict = await startSimulator({ port: 0, strict: true })
     try {
-      const callback = Buffer.from(JSON.stringify({ callbackUrl: 'http://127.0.0.1:8080/cb', callbackBody: 'a=${object}' })).toString('base64')
-      const headers = await v1Headers(strict, 'PUT', '/examplebucket/strict.txt', { 'x-oss-callback': callback })
-      const reply = await rawRequest(port(strict), 'PUT', '/examplebucket/strict.txt', headers, 'x')
-      expect(reply.status).toBe(400)
-      expect(xmlError(reply.text)).toMatchObject({ Code: 'InvalidArgument', Message: 'The callbackUrl host is a private, loopback or IPv6 address.', EC: '0007-00000008' })
+      for (const url of ['http://127.0.0.1:8080/cb', 'http://localhost:8080/cb', 'http://api.localhost/cb', 'http://10.1.2.3/cb']) {
+        const callback = Buffer.from(JSON.stringify({ callbackUrl: url, callbackBody: 'a=${object}' })).toString('base64')
+        const headers = await v1Headers(strict, 'PUT', '/examplebucket/strict.txt', { 'x-oss-callback': callback })
+        const reply = await rawRequest(port(strict), 'PUT', '/examplebucket/strict.txt', headers, 'x')
+        expect(reply.status, url).toBe(400)
+        expect(xmlError(reply.text)).toMatchObject({ Code: 'InvalidArgument', Message: 'The callbackUrl host is a private, loopback or IPv6 address.', EC: '0007-00000008' })
+      }
     } finally {
       await strict.close()
     }
+  })
+
+  it('the README says so: localhost is a 400, only other names that resolve to loopback get a 203', async () => {
+    const row = (await readFile(new URL('../../README.md', import.meta.url), 'utf8')).split('\n').find((line) => line.startsWith('| `--strict` |'))
+    expect(row).toMatch(/`localhost`.*400 `InvalidArgument`/)
+    expect(row).toMatch(/any other host name that resolves to such an address .*\(203\)/)
   })
 })
 
