@@ -310,10 +310,13 @@ export function decodeCallbackParam (callbackB64: string, callbackVarB64?: strin
 
 /**
  * Reads a command-line `--var name=value` into `[name, value]`: the value may hold `=` and may be empty.
- * Throws `OSS_CB_ERR_INVALID_OPTION` when there is no name.
+ * Throws `OSS_CB_ERR_INVALID_OPTION` when there is no name, and the variable-name error of
+ * {@link normalizeCallbackVarName} for a name OSS would refuse, so every command says the same.
  */
 export function parseVarArgument (text: string): [string, string] {
   const eq = text.indexOf('=')
   if (eq <= 0) throw invalidOption(`--var: ${JSON.stringify(text)} is not name=value`)
-  return [text.slice(0, eq), text.slice(eq + 1)]
+  const name = text.slice(0, eq)
+  normalizeCallbackVarName(name)
+  return [name, text.slice(eq + 1)]
 }

@@ -11,6 +11,10 @@ import { buildStringToSign, splitRequestTarget } from '../protocol/string-to-sig
 
 /** OSS waits this long for a callback reply, in ms; it is not configurable in OSS. */
 export const OSS_CALLBACK_TIMEOUT_MS = 5000
+/** How much of a refusal's body (a non-200 answer) is kept for `send`, and how long it is waited for. */
+const MAX_REFUSAL_BODY_BYTES = 4096
+const REFUSAL_BODY_WAIT_MS = 500
+
 /** OSS refuses a callback reply body larger than this, in bytes. */
 export const MAX_CALLBACK_REPLY_BYTES = 1024 * 1024
 
@@ -48,7 +52,7 @@ export interface CallbackAttempt {
   status?: number
   /** The reply's `Content-Length` header, when present. */
   contentLength?: number
-  /** The reply body read (up to the 1 MB limit). */
+  /** The reply body read (up to the 1 MB limit; of a non-200 answer, its first 4 KB, for diagnostics). */
   body?: Buffer
   /** From sending the request to the verdict, ms. */
   elapsedMs: number
@@ -94,10 +98,13 @@ function attempt (url: URL, body: Buffer, headers: Record<string, string>, param
   return new Promise((resolve) => {
     let settled = false
     let reply: IncomingMessage | undefined
+    let onRefused: (() => void) | undefined
+    let refusalTimer: NodeJS.Timeout | undefined
     const finish = (result: Omit<CallbackAttempt, 'url' | 'elapsedMs'>): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
+      clearTimeout(refusalTimer)
       req.destroy()
       reply?.destroy()
       resolve({ url: url.href, elapsedMs: elapsed(), ...result })
@@ -116,6 +123,7 @@ function attempt (url: URL, body: Buffer, headers: Record<string, string>, param
       ...(https && ctx.trustedCa !== undefined ? { ca: [...rootCertificates, ...ctx.trustedCa] } : {})
     })
     const timer = setTimeout(() => {
+      if (onRefused !== undefined) return onRefused()
       const address = `${req.socket?.remoteAddress ?? hostname}:${req.socket?.remotePort ?? port}`
       finish({ ...(reply === undefined ? {} : { status: reply.statusCode }), ok: false, timedOut: true, message: CALLBACK_FAILURE_MESSAGES.timeout(address, ctx.timeoutMs) })
     }, ctx.timeoutMs)
@@ -126,7 +134,26 @@ function attempt (url: URL, body: Buffer, headers: Record<string, string>, param
       reply = res
       const status = res.statusCode ?? 0
       // 200 only: OSS follows no redirect and accepts no other 2xx.
-      if (status !== 200) return finish({ status, ok: false, message: CALLBACK_FAILURE_MESSAGES.status(status) })
+      if (status !== 200) {
+        // OSS gives up on the status alone; the refusal's body is read briefly, only so that `send` can show
+        // the receiver's coded reason.
+        const chunks: Buffer[] = []
+        let size = 0
+        const done = (): void => {
+          const body = Buffer.concat(chunks).subarray(0, MAX_REFUSAL_BODY_BYTES)
+          finish({ status, ok: false, message: CALLBACK_FAILURE_MESSAGES.status(status), ...(body.length === 0 ? {} : { body }) })
+        }
+        onRefused = done
+        refusalTimer = setTimeout(done, REFUSAL_BODY_WAIT_MS)
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk)
+          size += chunk.length
+          if (size >= MAX_REFUSAL_BODY_BYTES) done()
+        })
+        res.on('end', done)
+        res.on('error', done)
+        return
+      }
       const lengthHeader = res.headers['content-length']
       const contentLength = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined
       if (contentLength === undefined || contentLength > MAX_CALLBACK_REPLY_BYTES) {

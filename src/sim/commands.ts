@@ -1,7 +1,7 @@
 import { parseVarArgument } from '../protocol/callback-param.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import closeWithGrace from 'close-with-grace'
-import { invalidOption } from '../errors.js'
+import { invalidOption, isOssCallbackError } from '../errors.js'
 import { SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
 import { formatSendReport, sendTestCallback, DEFAULT_SIM_URL } from './send.js'
 import type { SendRequest } from './send-endpoint.js'
@@ -133,8 +133,15 @@ export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = p
   if (type !== 'form' && type !== 'json') throw invalidOption('--callback-body-type must be form or json')
   const vars: Record<string, string> = {}
   for (const item of (values.var as string[] | undefined) ?? []) {
-    const [name, value] = parseVarArgument(item)
-    vars[name] = value
+    let parsed: [string, string]
+    try {
+      parsed = parseVarArgument(item)
+    } catch (err) {
+      // The same words as `upload`: the reason says which rule the name breaks.
+      if (isOssCallbackError(err) && err.reason !== undefined) err.message = `${err.message}: ${err.reason}`
+      throw err
+    }
+    vars[parsed[0]] = parsed[1]
   }
   const size = integer('size', values.size as string | undefined, 0, 1024 * 1024 * 1024)
   const request: SendRequest = {
@@ -153,7 +160,8 @@ export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = p
     io.stdout(`${JSON.stringify(result, null, 2)}\n`)
   } else {
     const last = result.attempts.at(-1)
-    if (last?.body !== undefined) io.stdout(last.body.endsWith('\n') ? last.body : `${last.body}\n`)
+    // stdout carries what the uploader would get back: a refusal's body goes to the report on stderr.
+    if (last?.body !== undefined && last.status === 200) io.stdout(last.body.endsWith('\n') ? last.body : `${last.body}\n`)
     io.stderr(formatSendReport(result))
   }
   return result.accepted ? 0 : 2

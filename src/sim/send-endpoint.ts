@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
-import { decodeCallbackParam, defaultCallbackBody, encodeCallbackParam, type DecodedCallbackParam } from '../protocol/callback-param.js'
+import { decodeCallbackParam, defaultCallbackBody, encodeCallbackParam, normalizeCallbackVarName, type DecodedCallbackParam } from '../protocol/callback-param.js'
 import { crc64 } from '../protocol/crc64.js'
 import type { DispatchResult } from './callback-dispatch.js'
 import { factsOf, type ObjectFacts, type ObjectStore } from './store.js'
@@ -41,7 +41,7 @@ export interface SendAttempt {
   ok: boolean
   /** OSS's 203 message when it would not. */
   message?: string
-  /** The reply body as text (up to 1 MB). */
+  /** The reply body as text (up to 1 MB; of a refusal, its first 4 KB). */
   body?: string
   /** True when no full reply came within OSS's timeout. */
   timedOut?: boolean
@@ -141,6 +141,8 @@ export async function fireTestCallback (request: FastifyRequest, reply: FastifyR
     }
     const vars = body.vars ?? {}
     if (vars === null || typeof vars !== 'object' || Array.isArray(vars)) throw ossError('BAD_REQUEST', 'vars must be an object')
+    // Names first: the default body is built from them, and a bad name must say so, not that the body is wrong.
+    for (const name of Object.keys(vars)) normalizeCallbackVarName(name)
     const callbackHost = body.callbackHost === undefined ? undefined : asString(body.callbackHost, '')
     // The same checks as an upload's parameter: encode as a client would, decode as OSS does.
     const encoded = encodeCallbackParam({

@@ -60,6 +60,14 @@ export async function sendTestCallback (options: SendTestCallbackOptions): Promi
   return JSON.parse(text) as SendResult
 }
 
+const MAX_SHOWN_BODY_CHARS = 600
+
+function oneLine (body: string | undefined): string {
+  if (body === undefined || body.trim() === '') return '(no body)'
+  const flat = body.replace(/\s+/g, ' ').trim()
+  return flat.length > MAX_SHOWN_BODY_CHARS ? `${flat.slice(0, MAX_SHOWN_BODY_CHARS)}… (cut)` : flat
+}
+
 function check (ok: boolean): string {
   return ok ? 'ok  ' : 'FAIL'
 }
@@ -71,6 +79,8 @@ function describeAttempt (a: SendAttempt, timeoutMs: number): string[] {
     lines.push(`  ${check(false)} reply      ${a.timedOut === true ? `none within ${timeoutMs} ms` : 'no connection'}`)
   } else {
     lines.push(`  ${check(a.status === 200)} status     ${a.status}${a.status === 200 ? '' : ' (OSS accepts 200 only and follows no redirect)'}`)
+    // OSS reports the status only; the receiver's own reason (a coded error) is what explains a refusal.
+    if (a.status !== 200) lines.push(`  receiver said: ${a.status} ${oneLine(a.body)}`)
     if (a.status === 200) {
       const lengthOk = a.contentLength !== undefined && a.contentLength <= MAX_CALLBACK_REPLY_BYTES
       lines.push(`  ${check(lengthOk)} length     ${a.contentLength === undefined ? 'no Content-Length header' : `Content-Length ${a.contentLength}`} (OSS needs one, at most 1 MB)`)

@@ -169,3 +169,65 @@ describe('oss-callback sim', () => {
     await expect(startSimulator({ publicOrigin: 'http://x/y' })).rejects.toThrow('publicOrigin must be a bare http(s) origin')
   })
 })
+
+describe('send: a refusal shows the receiver\'s status and coded body', () => {
+  it('prints the receiver\'s 403 and its OSS_CB_ERR_* code besides OSS\'s "Error status : 403.", in text and in --json', async () => {
+    // A real receiver that does not trust the simulator's key origin: 403 with a coded JSON body.
+    const { buildApp } = await import('../../src/server/app.js')
+    const { loadConfig } = await import('../../src/server/config.js')
+    const receiver = await buildApp(loadConfig({ OSS_CALLBACK_KEY_ORIGINS: 'http://127.0.0.1:1', LOG_LEVEL: 'silent' }), { handler: () => ({ Status: 'OK' }) })
+    await receiver.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const url = `http://127.0.0.1:${(receiver.server.address() as { port: number }).port}/oss/callback`
+      const text = capture()
+      expect(await runSendCommand([url, '--sim', stack.sim.origin], {}, text.io)).toBe(2)
+      expect(text.out()).toBe('')
+      expect(text.err()).toContain('OSS would say: Error status : 403.')
+      expect(text.err()).toMatch(/receiver said: 403 \{"statusCode":403,"code":"OSS_CB_ERR_KEY_URL_NOT_ALLOWED"/)
+      const json = capture()
+      expect(await runSendCommand([url, '--sim', stack.sim.origin, '--json'], {}, json.io)).toBe(2)
+      const result = JSON.parse(json.out()) as { message: string, attempts: Array<{ status: number, body: string }> }
+      expect(result.message).toBe('Error status : 403.')
+      expect(result.attempts[0]?.status).toBe(403)
+      expect(JSON.parse(result.attempts[0]?.body ?? '')).toMatchObject({ statusCode: 403, code: 'OSS_CB_ERR_KEY_URL_NOT_ALLOWED' })
+    } finally {
+      await receiver.close()
+    }
+  })
+
+  it('a refusal with no body says so, and a 403 does not wait for a body that never ends', async () => {
+    const stall = await startFakeReceiver((_req, res) => { res.writeHead(403, { 'content-type': 'text/plain' }).write('denied') })
+    try {
+      const t = capture()
+      const started = Date.now()
+      expect(await runSendCommand([stall.url, '--sim', stack.sim.origin], {}, t.io)).toBe(2)
+      expect(Date.now() - started).toBeLessThan(4000)
+      expect(t.err()).toContain('receiver said: 403 denied')
+      expect(t.err()).toContain('OSS would say: Error status : 403.')
+    } finally {
+      await stall.close()
+    }
+    const empty = await startFakeReceiver((_req, res) => { res.writeHead(500).end() })
+    try {
+      const t = capture()
+      expect(await runSendCommand([empty.url, '--sim', stack.sim.origin], {}, t.io)).toBe(2)
+      expect(t.err()).toContain('receiver said: 500 (no body)')
+    } finally {
+      await empty.close()
+    }
+  })
+
+  it('send --var UID=1 and upload --var UID=1 give the same message', async () => {
+    const { runUploadCommand } = await import('../../src/client/command.js')
+    let uploadErr = ''
+    const env = { OSS_ACCESS_KEY_ID: SIM_DEV_CREDENTIALS.accessKeyId, OSS_ACCESS_KEY_SECRET: SIM_DEV_CREDENTIALS.accessKeySecret }
+    const code = await runUploadCommand(['f.txt', '--endpoint', stack.sim.origin, '--region', 'cn-hangzhou', '--bucket', 'examplebucket', '--callback-url', stack.callbackUrl, '--var', 'UID=1'], {
+      env, stdout: { write: () => true }, stderr: { write: (c: string) => { uploadErr += c; return true } }
+    } as never)
+    expect(code).toBe(1)
+    const sendErr = await runSendCommand([stack.callbackUrl, '--sim', stack.sim.origin, '--var', 'UID=1'], {}, capture().io).then(() => undefined, (err: Error & { code?: string }) => `${err.code ?? ''}: ${err.message}`)
+    expect(sendErr).toBe('OSS_CB_ERR_INVALID_CALLBACK_PARAM: The callback parameter is invalid: A callback variable name must be lower case, start with x: and use a-z 0-9 _ - . only.')
+    // Each command frames its errors its own way; the message itself is one.
+    expect(uploadErr).toBe(`oss-callback upload: ${sendErr}\n`)
+  })
+})
