@@ -18,19 +18,45 @@ const processIo: CommandIo = {
   stderr: (text) => { process.stderr.write(text) }
 }
 
-export const SIM_USAGE = `Usage: oss-callback sim [--port 8090] [--host 127.0.0.1] [--data-dir <dir>] [--strict]
-                        [--callback-timeout-ms 5000] [--max-object-bytes 1073741824] [--public-origin <url>]
+export const SIM_USAGE = `Usage: oss-callback sim [options]
 
-A local stand-in for OSS that performs upload callbacks exactly as OSS does.
+A local stand-in for OSS that performs upload callbacks exactly as OSS does: PutObject, PostObject,
+multipart uploads, GetObject, HeadObject, listings; anything else answers 501 NotImplemented.
+
+Options:
+  --port <n>                    TCP port; 0 picks a free one (default: 8090)
+  --host <address>              address to listen on (default: 127.0.0.1)
+  --data-dir <dir>              keep objects and the signing key on disk here (default: in memory)
+  --strict                      refuse private, loopback and IPv6 callback URLs and localhost with 400, as OSS does
+  --callback-timeout-ms <ms>    how long to wait for a callback reply, 1 to 60000 (default: 5000, as OSS)
+  --max-object-bytes <bytes>    largest object or part accepted (default: 1073741824)
+  --public-origin <url>         origin receivers fetch the public key from (default: http://<host>:<port>)
+  -h, --help                    show this help
+
 Credentials: OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or the printed dev pair when both are unset.
+Runs until SIGINT or SIGTERM. Exit status: 0 stopped by a signal; 1 bad options or cannot listen.
 `
 
-export const SEND_USAGE = `Usage: oss-callback send <callback-url> [--sim ${DEFAULT_SIM_URL}] [--bucket examplebucket]
-                        [--key example/object.txt] [--size 0] [--callback-body <template>]
-                        [--callback-body-type form|json] [--callback-host <host>] [--var name=value]... [--json]
+export const SEND_USAGE = `Usage: oss-callback send <callback-url> [options]
 
-Asks a running simulator to fire a signed callback and says whether OSS would accept the answer.
-Exit 0: OSS would accept it; 2: it would not (the uploader would get 203); 1: any other failure.
+Asks a running simulator to fire a signed callback at <callback-url> (up to 5 separated by ";"), as OSS
+would after an upload, and says whether OSS would accept the answer.
+
+Options:
+  --sim <url>                   the running simulator (default: ${DEFAULT_SIM_URL})
+  --bucket <name>               bucket named in the callback (default: examplebucket)
+  --key <object key>            object named in the callback; a stored object's real values are used (default: example/object.txt)
+  --size <bytes>                size of an object not stored in the simulator (default: 0)
+  --callback-body <template>    body template with \${bucket}, \${object}, \${x:name}, ... (default: common system variables and every --var)
+  --callback-body-type <type>   form or json (default: form)
+  --callback-host <host>        Host header of the callback (default: the URL's host)
+  --var <name=value>            custom callback variable \${x:name}; repeat for more
+  --json                        print the whole result as JSON on stdout
+  -h, --help                    show this help
+
+Output: the receiver's answer on stdout, the verdict on stderr (a refusal with the receiver's status and body).
+Credentials: OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET, or the simulator's dev pair when both are unset.
+Exit status: 0 OSS would accept the answer; 2 it would not (the uploader would get 203); 1 any other failure.
 `
 
 /** Credentials from OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET, or the dev pair when both are unset. */
@@ -128,7 +154,7 @@ export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = p
     io.stdout(SEND_USAGE)
     return 0
   }
-  if (positionals.length !== 1) throw invalidOption(`send takes exactly one <callback-url>\n${SEND_USAGE}`)
+  if (positionals.length !== 1) throw invalidOption(`send takes exactly one <callback-url>, ${positionals.length} given (oss-callback send --help)`)
   const type = (values['callback-body-type'] as string | undefined) ?? 'form'
   if (type !== 'form' && type !== 'json') throw invalidOption('--callback-body-type must be form or json')
   const vars: Record<string, string> = {}

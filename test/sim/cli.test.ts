@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli, type CliProcess } from '../helpers/process.js'
 import { aliOssClient, startFakeReceiver } from './stack.js'
@@ -66,5 +67,45 @@ describe('sim, serve and send as real processes', () => {
     await sim.waitFor(/listening on/)
     sim.kill('SIGTERM')
     expect(await sim.exited).toBe(0)
+  })
+
+  it('sim --help and send --help describe every flag and exit 0 without listening', async () => {
+    for (const [command, flags] of [
+      ['sim', ['--port', '--host', '--data-dir', '--strict', '--callback-timeout-ms', '--max-object-bytes', '--public-origin', '--help']],
+      ['send', ['--sim', '--bucket', '--key', '--size', '--callback-body', '--callback-body-type', '--callback-host', '--var', '--json', '--help']]
+    ] as const) {
+      for (const help of ['--help', '-h']) {
+        const p = cli([command, help, '--port', '1'].slice(0, command === 'sim' ? 4 : 2))
+        expect(await p.exited, `${command} ${help}`).toBe(0)
+        expect(p.stderr()).toBe('')
+        expect(p.stdout()).toMatch(new RegExp(`^Usage: oss-callback ${command} `))
+        expect(p.stdout()).not.toContain('listening')
+        // One line per flag, with a description after it, as `upload --help` has.
+        for (const flag of flags) expect(p.stdout(), flag).toMatch(new RegExp(`^ {2}(-h, )?${flag}( <[^>]+>)? +\\S.*$`, 'm'))
+      }
+    }
+  })
+
+  it('an unknown flag or argument prints one line and exits 1', async () => {
+    for (const args of [['sim', '--bogus'], ['sim', 'extra'], ['sim', '--port', '9000', '--bogus'], ['send'], ['send', 'http://127.0.0.1:9/a', 'http://127.0.0.1:9/b'], ['send', 'http://127.0.0.1:9/a', '--bogus']]) {
+      const p = cli(args)
+      expect(await p.exited, args.join(' ')).toBe(1)
+      expect(p.stdout()).toBe('')
+      expect(p.stderr(), args.join(' ')).toMatch(/^oss-callback: [^\n]+\n$/)
+    }
+  })
+
+  it('sim with its port taken prints one line naming the address and exits 1', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as { port: number }).port
+    try {
+      const p = cli(['sim', '--port', String(port)])
+      expect(await p.exited).toBe(1)
+      expect(p.stdout()).toBe('')
+      expect(p.stderr()).toBe(`oss-callback: cannot listen on 127.0.0.1:${port}: the address is in use (EADDRINUSE)\n`)
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()))
+    }
   })
 })
