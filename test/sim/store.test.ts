@@ -71,3 +71,28 @@ describe('imageInfoOf', () => {
     expect(imageInfoOf(Buffer.alloc(0))).toBeUndefined()
   })
 })
+
+describe('listing from --data-dir', () => {
+  it('lists keys stored before a restart in byte order, and follows puts and deletes after it', async () => {
+    const listDir = await mkdtemp(join(tmpdir(), 'oss-sim-list-'))
+    const first = await startSimulator({ port: 0, dataDir: listDir })
+    try {
+      for (const k of ['b', 'a/2', 'a/1']) await aliOssClient(first, 'listed').put(k, Buffer.from(k))
+    } finally {
+      await first.close()
+    }
+    const second = await startSimulator({ port: 0, dataDir: listDir })
+    try {
+      const client = aliOssClient(second, 'listed')
+      expect((await client.list({}, {})).objects.map((o) => [o.name, o.size])).toEqual([['a/1', 3], ['a/2', 3], ['b', 1]])
+      await client.put('a/0', Buffer.from('new'))
+      await client.delete('b')
+      const page = await client.listV2({ delimiter: '/' } as never, {})
+      expect([page.objects.map((o) => o.name), page.prefixes]).toEqual([[], ['a/']])
+      expect((await client.list({ prefix: 'a/' } as never, {})).objects.map((o) => o.name)).toEqual(['a/0', 'a/1', 'a/2'])
+    } finally {
+      await second.close()
+      await rm(listDir, { recursive: true, force: true })
+    }
+  })
+})
