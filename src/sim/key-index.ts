@@ -27,20 +27,27 @@ export interface KeyView {
   skipPrefix: (from: number, prefix: string) => number
 }
 
-/** The keys of one bucket, kept sorted: insert and delete cost a binary search and one move, listing costs nothing. */
+/**
+ * The keys of one bucket in byte order. Keys that arrive in order are appended; others wait in a batch
+ * that is sorted and merged in once, at the next read: a listing never sorts the whole bucket, and a
+ * bulk upload in random order costs one sort of its batch rather than a move per key.
+ */
 export class SortedKeys implements KeyView {
-  readonly #keys: string[] = []
+  #keys: string[] = []
+  #pending: string[] = []
+  readonly #all = new Set<string>()
 
-  get size (): number { return this.#keys.length }
+  get size (): number { return this.#all.size }
 
-  at (index: number): string { return this.#keys[index] as string }
+  at (index: number): string { return this.#sorted()[index] as string }
 
   seek (key: string, inclusive: boolean): number {
+    const keys = this.#sorted()
     let lo = 0
-    let hi = this.#keys.length
+    let hi = keys.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      const c = compareKeys(this.#keys[mid] as string, key)
+      const c = compareKeys(keys[mid] as string, key)
       if (c < 0 || (c === 0 && !inclusive)) lo = mid + 1
       else hi = mid
     }
@@ -48,29 +55,46 @@ export class SortedKeys implements KeyView {
   }
 
   skipPrefix (from: number, prefix: string): number {
+    const keys = this.#sorted()
     let lo = from
-    let hi = this.#keys.length
+    let hi = keys.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if ((this.#keys[mid] as string).startsWith(prefix)) lo = mid + 1
+      if ((keys[mid] as string).startsWith(prefix)) lo = mid + 1
       else hi = mid
     }
     return lo
   }
 
   add (key: string): void {
-    // Keys often arrive in order (a bulk upload): appending skips the search.
+    if (this.#all.has(key)) return
+    this.#all.add(key)
     const last = this.#keys.at(-1)
-    if (last === undefined || compareKeys(last, key) < 0) {
-      this.#keys.push(key)
-      return
-    }
-    const i = this.seek(key, true)
-    if (this.#keys[i] !== key) this.#keys.splice(i, 0, key)
+    if (this.#pending.length === 0 && (last === undefined || compareKeys(last, key) < 0)) this.#keys.push(key)
+    else this.#pending.push(key)
   }
 
   remove (key: string): void {
+    if (!this.#all.delete(key)) return
+    const keys = this.#sorted(key)
     const i = this.seek(key, true)
-    if (this.#keys[i] === key) this.#keys.splice(i, 1)
+    if (keys[i] === key) keys.splice(i, 1)
+  }
+
+  /** The sorted array, with the pending batch merged in (leaving out `dropped`, being removed). */
+  #sorted (dropped?: string): string[] {
+    if (this.#pending.length === 0) return this.#keys
+    const batch = this.#pending.filter((k) => k !== dropped).sort(compareKeys)
+    this.#pending = []
+    const merged: string[] = new Array<string>(this.#keys.length + batch.length)
+    let i = 0
+    let j = 0
+    let n = 0
+    while (i < this.#keys.length || j < batch.length) {
+      if (j >= batch.length || (i < this.#keys.length && compareKeys(this.#keys[i] as string, batch[j] as string) < 0)) merged[n++] = this.#keys[i++] as string
+      else merged[n++] = batch[j++] as string
+    }
+    this.#keys = merged
+    return merged
   }
 }
