@@ -114,6 +114,11 @@ export class KeyProvider {
     this.httpsOnlyHosts = new Set(options.httpsOnlyHosts ?? [PRODUCTION_KEY_HOST])
   }
 
+  /** The URLs of the pinned keys (never fetched). */
+  get pinnedUrls (): string[] {
+    return [...this.pinned.keys()]
+  }
+
   /** True when `url` names a pinned key. */
   isPinned (url: string): boolean {
     return this.pinned.has(url)

@@ -115,6 +115,33 @@ describe('createCallbackVerifier', () => {
     }
   })
 
+  it('with a bucket list, accepts only verified callbacks whose body names a listed bucket', async () => {
+    const v = verifier({ buckets: ['mine', 'mine-too'] })
+    const sign = (body: string, contentType?: string): CallbackRequest => signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body, contentType })
+    expect((await v.verify(sign('bucket=mine&object=a&size=1'))).system.bucket).toBe('mine')
+    expect((await v.verify(sign('{"bucket":"mine-too","object":"a"}', 'application/json'))).system.bucket).toBe('mine-too')
+    for (const [body, type] of [
+      ['bucket=theirs&object=a&size=1', undefined],
+      ['object=a&size=1', undefined],
+      ['bucket=&object=a', undefined],
+      ['bucket=MINE&object=a', undefined],
+      ['{"bucket":"theirs"}', 'application/json'],
+      ['{"bucket":["mine"]}', 'application/json'],
+      ['{"object":"a"}', 'application/json']
+    ] as const) {
+      await expect(v.verify(sign(body, type)), body).rejects.toMatchObject({ code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', statusCode: 403 })
+    }
+    // A forged callback naming a listed bucket is still a signature mismatch: the list is checked after verification.
+    await expect(v.verify({ ...sign('bucket=theirs'), body: Buffer.from('bucket=mine') })).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+    expect(v.buckets).toEqual(['mine', 'mine-too'])
+    expect(verifier().buckets).toBeUndefined()
+    expect((await verifier().verify(sign('bucket=theirs'))).system.bucket).toBe('theirs')
+  })
+
+  it.each([[[]], [['Upper']], [['a']], [['ok-bucket', '']], [[42]]])('refuses buckets %j at creation', (buckets) => {
+    expect(() => createCallbackVerifier({ buckets: buckets as string[] })).toThrow(expect.objectContaining({ code: 'OSS_CB_ERR_INVALID_OPTION' }))
+  })
+
   it('reports a verified body that does not parse as its own error', async () => {
     const req = signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body: '{"size":', contentType: 'application/json' })
     await expect(verifier().verify(req)).rejects.toMatchObject({ code: 'OSS_CB_ERR_BODY_UNPARSEABLE', statusCode: 400 })

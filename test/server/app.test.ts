@@ -34,6 +34,19 @@ describe('standalone server', () => {
     expect(res.statusCode).toBe(200)
   })
 
+  it('with OSS_CALLBACK_BUCKETS, a genuine OSS callback for another bucket is refused 403 and never reaches the handler', async () => {
+    let handled = 0
+    const handler = (): unknown => { handled++; return { ok: true } }
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php', OSS_CALLBACK_BUCKETS: 'my-bucket,my-other-bucket', LOG_LEVEL: 'silent' }), { handler })
+    const res = await sendDoc(app)
+    expect([res.statusCode, res.json()]).toEqual([403, { statusCode: 403, code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', error: 'Forbidden', message: 'The callback is for a bucket that is not allowed' }])
+    expect(handled).toBe(0)
+    await app.close()
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php', OSS_CALLBACK_BUCKETS: 'my-bucket,yonghu-test', LOG_LEVEL: 'silent' }), { handler })
+    expect((await sendDoc(app)).statusCode).toBe(200)
+    expect(handled).toBe(1)
+  })
+
   it('answers /healthz and /readyz', async () => {
     app = await buildApp(loadConfig({ LOG_LEVEL: 'silent' }))
     expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' })
