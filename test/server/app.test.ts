@@ -81,6 +81,28 @@ describe('standalone server', () => {
     expect(log.text()).not.toContain(String(docCallback.headers['x-oss-pub-key-url']).slice(0, 20))
   })
 
+  it('regression: a forged 12 KB x-oss-request-id made a 12 KB log line; every logged header value is cut to 128 characters, marked', async () => {
+    const log = captureLogger('debug')
+    let fail = false
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php' }), {
+      logger: log.logger,
+      handler: () => { if (fail) throw new Error('down'); return { ok: true } }
+    })
+    const id = 'R'.repeat(12 * 1024)
+    const headers = { ...docCallback.headers, 'x-oss-request-id': id }
+    const send = (url: string): Promise<LightMyRequestResponse> => app!.inject({ method: 'POST', url, headers, payload: docCallback.body })
+    expect((await send('/index.php?id=1&index=9')).statusCode).toBe(403)
+    expect((await send('/index.php?id=1&index=2')).statusCode).toBe(200)
+    fail = true
+    expect((await send('/index.php?id=1&index=2')).statusCode).toBe(500)
+    const logged = log.lines().filter((l) => l.ossRequestId !== undefined)
+    expect(logged.map((l) => l.msg)).toEqual(['callback refused', 'callback verified', 'callback failed'])
+    for (const line of logged) expect(line.ossRequestId).toBe(`${'R'.repeat(128)}…[cut]`)
+    expect(log.text()).not.toContain('R'.repeat(129))
+    const longest = Math.max(...log.text().split('\n').filter((l) => l.includes('ossRequestId')).map((l) => l.length))
+    expect(longest).toBeLessThan(4096)
+  })
+
   it('logs nothing at info for a verified callback', async () => {
     const log = captureLogger('info')
     app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php' }), { logger: log.logger })
