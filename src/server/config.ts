@@ -268,13 +268,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     throw invalidOption(`OSS_CALLBACK_KEY_ORIGINS: ${(err as Error).message.replace(/^Invalid option: (keyOrigins: )?/, '')}`)
   }
   checkForwardSettings(raw)
+  const buckets = bucketList(raw.OSS_CALLBACK_BUCKETS)
+  const tickets = ticketConfig(raw)
+  // Every ticket's upload would be refused: a half-done setup, said at start rather than per callback.
+  if (buckets !== undefined && tickets !== undefined && !buckets.includes(tickets.bucket)) {
+    throw invalidOption(`OSS_CALLBACK_BUCKETS does not name OSS_BUCKET (${tickets.bucket}), where tickets upload to`)
+  }
   return {
     host: raw.HOST,
     port: raw.PORT,
     path: raw.OSS_CALLBACK_PATH,
     publicPath: raw.OSS_CALLBACK_PUBLIC_PATH,
     keyOrigins,
-    buckets: bucketList(raw.OSS_CALLBACK_BUCKETS),
+    buckets,
     keyFetchTimeoutMs: raw.OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS,
     deadlineMs: raw.OSS_CALLBACK_DEADLINE_MS,
     bodyLimitBytes: raw.OSS_CALLBACK_BODY_LIMIT_BYTES,
@@ -283,7 +289,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
     forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
     forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS,
-    tickets: ticketConfig(raw)
+    tickets
   }
 }
 
