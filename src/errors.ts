@@ -36,6 +36,8 @@ export const errors = {
   KEY_URL_NOT_ALLOWED: define('OSS_CB_ERR_KEY_URL_NOT_ALLOWED', 403, 'The public key URL is not allowed'),
   /** The RSA signature does not match the string to sign. */
   SIGNATURE_MISMATCH: define('OSS_CB_ERR_SIGNATURE_MISMATCH', 403, 'The callback signature does not verify'),
+  /** A verified callback names a bucket that is not on the configured list (`buckets`), or no bucket. */
+  BUCKET_NOT_ALLOWED: define('OSS_CB_ERR_BUCKET_NOT_ALLOWED', 403, 'The callback is for a bucket that is not allowed'),
   /** No callback route for this method and path. */
   NOT_FOUND: define('OSS_CB_ERR_NOT_FOUND', 404, 'Not found'),
   /** The callback path only takes POST. */

@@ -7,6 +7,7 @@ import { invalidOption } from '../errors.js'
 import type { CallbackHandler } from '../receiver/plugin.js'
 import { buildApp } from '../server/app.js'
 import { loadConfig } from '../server/config.js'
+import { DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { startSimulator, type Simulator } from '../sim/server.js'
 
 /**
@@ -110,7 +111,8 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       HOST: host,
       PORT: String(receiverPort),
       LOG_LEVEL: 'silent',
-      OSS_CALLBACK_KEY_ORIGINS: sim.origin,
+      // The production origins stay in the list (it replaces the default), as the README tells users to write it.
+      OSS_CALLBACK_KEY_ORIGINS: [...DEFAULT_KEY_ORIGINS, sim.origin].join(','),
       OSS_CALLBACK_TICKET_TOKEN: token,
       OSS_ACCESS_KEY_ID: sim.credentials.accessKeyId,
       OSS_ACCESS_KEY_SECRET: sim.credentials.accessKeySecret,

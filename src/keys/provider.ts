@@ -56,7 +56,12 @@ export interface KeyProviderStats {
   backoffRejections: number
 }
 
-interface CacheEntry { key: KeyObject, fetchedAt: number }
+interface CacheEntry {
+  key: KeyObject
+  fetchedAt: number
+  /** Last rotation refetch begun for this key, successful or not: the refresh rate limit counts from it. */
+  refreshTriedAt: number
+}
 interface Failure { until: number }
 
 function positiveInt (name: string, value: number | undefined, fallback: number): number {
@@ -109,6 +114,11 @@ export class KeyProvider {
     this.httpsOnlyHosts = new Set(options.httpsOnlyHosts ?? [PRODUCTION_KEY_HOST])
   }
 
+  /** The URLs of the pinned keys (never fetched). */
+  get pinnedUrls (): string[] {
+    return [...this.pinned.keys()]
+  }
+
   /** True when `url` names a pinned key. */
   isPinned (url: string): boolean {
     return this.pinned.has(url)
@@ -150,16 +160,27 @@ export class KeyProvider {
   /**
    * After a signature failed with a fetched key, fetch it once more in case the
    * key at that URL was rotated. Returns the new key, or `undefined` when the key
-   * is pinned or was fetched too recently to be worth asking again (so that
+   * is pinned or a refetch was tried too recently to be worth asking again (so that
    * forged callbacks cannot turn into a stream of fetches).
+   *
+   * The cached key stays in use until a new one is fetched and parsed, and a failed
+   * refetch does not put its URL into back-off: anyone can send a bad signature, so a
+   * forged callback must not take a good key away from genuine ones while the key host is down.
    */
   async refresh (url: string, options: KeyGetOptions = {}): Promise<KeyLookup | undefined> {
     if (this.pinned.has(url)) return undefined
-    const entry = this.cache.get(url)
-    if (entry !== undefined && this.now() - entry.fetchedAt < this.refreshMinIntervalMs) return undefined
-    this.cache.delete(url)
+    const entry = this.usableEntry(url)
+    if (entry !== undefined) {
+      if (this.now() - entry.refreshTriedAt < this.refreshMinIntervalMs) return undefined
+      entry.refreshTriedAt = this.now()
+    }
     const fetched = await this.load(url, options.timeoutMs)
     return { key: fetched.key, source: 'fetch' }
+  }
+
+  private usableEntry (url: string): CacheEntry | undefined {
+    const entry = this.cache.get(url)
+    return entry !== undefined && this.now() - entry.fetchedAt < this.cacheTtlMs ? entry : undefined
   }
 
   /** Forgets every cached key and failure (pinned keys stay). */
@@ -191,7 +212,10 @@ export class KeyProvider {
     try {
       const pem = await this.download(url)
       const key = parsePublicKeyPem(pem)
-      const entry: CacheEntry = { key, fetchedAt: this.now() }
+      const fetchedAt = this.now()
+      const entry: CacheEntry = { key, fetchedAt, refreshTriedAt: fetchedAt }
+      // Delete first so that the new entry goes to the most recently used end.
+      this.cache.delete(url)
       this.cache.set(url, entry)
       while (this.cache.size > this.cacheMaxEntries) {
         const oldest = this.cache.keys().next().value as string
@@ -200,7 +224,8 @@ export class KeyProvider {
       return entry
     } catch (err) {
       this.stats.fetchFailures++
-      if (this.failureBackoffMs > 0) {
+      // A URL whose cached key still serves is not failing for genuine callbacks: no back-off.
+      if (this.failureBackoffMs > 0 && this.usableEntry(url) === undefined) {
         this.failures.set(url, { until: this.now() + this.failureBackoffMs })
         // Bounded like the cache: callers choose the key names, so unique ones must not grow this table for ever.
         while (this.failures.size > this.cacheMaxEntries) this.failures.delete(this.failures.keys().next().value as string)

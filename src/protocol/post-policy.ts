@@ -69,6 +69,9 @@ export const MAX_POST_OBJECT_BYTES = 5 * 1024 ** 3
 /** OSS object keys are at most 1023 bytes of UTF-8. */
 export const MAX_OBJECT_KEY_BYTES = 1023
 
+/** OSS's bucket naming rule: 3 to 63 characters of a-z, 0-9 and `-`, starting and ending with a letter or digit. */
+export const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/
+
 /** The `expiration` value: `now + seconds`, in UTC, e.g. `2026-01-02T03:04:05.000Z`. */
 export function policyExpiration (now: Date, expiresInSeconds: number): string {
   // toISOString is always UTC: computing in local time and appending Z is the classic bug.
@@ -80,7 +83,7 @@ function checkInput (input: PostPolicyInput): void {
   if (!Number.isSafeInteger(input.expiresInSeconds) || input.expiresInSeconds <= 0) {
     throw invalidOption(`expiresInSeconds must be a positive whole number, got ${String(input.expiresInSeconds)}`)
   }
-  if (typeof input.bucket !== 'string' || !/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(input.bucket)) {
+  if (typeof input.bucket !== 'string' || !BUCKET_NAME.test(input.bucket)) {
     throw invalidOption('bucket must be 3 to 63 characters of a-z, 0-9 and -, not starting or ending with -')
   }
   if (typeof input.key !== 'string' || input.key === '' || Buffer.byteLength(input.key) > MAX_OBJECT_KEY_BYTES) {

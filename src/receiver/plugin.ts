@@ -98,13 +98,41 @@ export class RawJsonReply {
     let text: string
     try {
       text = utf8.decode(bytes)
-      if (text.charCodeAt(0) === 0xfeff) throw new Error('byte-order mark')
+    } catch {
+      throw ossError('REPLY_INVALID', 'raw reply is not UTF-8')
+    }
+    if (text.charCodeAt(0) === 0xfeff) throw ossError('REPLY_INVALID', 'raw reply starts with a byte-order mark')
+    try {
       JSON.parse(text)
-    } catch (cause) {
-      throw ossError('REPLY_INVALID', 'raw reply is not JSON', cause)
+    } catch (err) {
+      throw ossError('REPLY_INVALID', 'raw reply is not JSON', jsonFailure(err))
     }
     return new RawJsonReply(bytes)
   }
+}
+
+/**
+ * A JSON parse error reduced to its kind and position. V8's message quotes the text it failed on, and
+ * here that text is an upstream's or a handler's answer: it must not reach the logs.
+ */
+function jsonFailure (err: unknown): Error {
+  const kind = err instanceof Error ? err.name : 'Error'
+  const position = err instanceof Error ? /\bat position (\d+)/.exec(err.message)?.[1] : undefined
+  const failure = new Error(position === undefined ? kind : `${kind} at position ${position}`)
+  failure.name = 'JsonParseFailure'
+  return failure
+}
+
+const MAX_LOGGED_HEADER_CHARS = 128
+
+/**
+ * A request header's value as it may go into a log: unsigned input of up to 16 KiB, so it is cut to
+ * {@link MAX_LOGGED_HEADER_CHARS} characters and marked when cut, and a log line stays small.
+ */
+export function headerForLog (value: string | readonly string[] | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const text = typeof value === 'string' ? value : value.join(', ')
+  return text.length <= MAX_LOGGED_HEADER_CHARS ? text : `${text.slice(0, MAX_LOGGED_HEADER_CHARS)}…[cut]`
 }
 
 function checkPositive (name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -268,9 +296,9 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
       return sendError(reply, err)
     }
     if (err.statusCode >= 500) {
-      request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: request.headers['x-oss-request-id'] }, 'callback failed')
+      request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback failed')
     } else {
-      request.log.warn({ code: err.code, reason: err.reason, ossRequestId: request.headers['x-oss-request-id'] }, 'callback refused')
+      request.log.warn({ code: err.code, reason: err.reason, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback refused')
     }
     if (onFailure !== undefined) onFailure(err, request)
     return sendError(reply, err)
@@ -312,7 +340,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
       payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
     }
-    request.log.debug({ ossRequestId: callback.requestId, keySource: callback.keySource }, 'callback verified')
+    request.log.debug({ ossRequestId: headerForLog(callback.requestId), keySource: callback.keySource }, 'callback verified')
     if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
   })

@@ -3,6 +3,7 @@ import { KeyProvider, type KeyProviderOptions, type KeySource } from '../keys/pr
 import { decodeStrictBase64 } from '../protocol/base64.js'
 import { bodyTypeOf, parseCallbackBody, type ParsedCallbackBody } from '../protocol/body.js'
 import { checkKeyUrl, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { BUCKET_NAME } from '../protocol/post-policy.js'
 import { buildStringToSign, splitRequestTarget, type SignedTarget } from '../protocol/string-to-sign.js'
 import { selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './signature-verifier.js'
 
@@ -49,6 +50,13 @@ export interface CallbackVerifierOptions {
    * prefix). The signature covers this path, not the one the app sees. Default: the received path.
    */
   publicPath?: string
+  /**
+   * The buckets whose callbacks are accepted. OSS signs callbacks for every customer, so anyone can
+   * upload to their own bucket with a `callbackUrl` naming this receiver, and the signature verifies.
+   * With a list, a verified callback whose body names another bucket, or no bucket (the body template
+   * must then carry `bucket=${bucket}`), gets 403 `OSS_CB_ERR_BUCKET_NOT_ALLOWED`. Default: any bucket.
+   */
+  buckets?: readonly string[]
   /** A key provider to share, or options for a new one. */
   keys?: KeyProvider | KeyProviderOptions
   /**
@@ -90,6 +98,8 @@ export interface CallbackVerifier {
   readonly keys: KeyProvider
   /** The key URL allowlist. */
   readonly policy: KeyUrlPolicy
+  /** The allowed buckets; `undefined` when any bucket is accepted. */
+  readonly buckets: readonly string[] | undefined
   /** Which signature implementation passed the self-test (`'custom'` when one was injected). */
   readonly verifierName: VerifierName | 'custom'
 }
@@ -121,6 +131,8 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
     throw invalidOption(`publicPath must start with / and hold no query, got ${JSON.stringify(options.publicPath)}`)
   }
   const publicPath = options.publicPath
+  const buckets = checkBuckets(options.buckets)
+  const allowedBuckets = buckets === undefined ? undefined : new Set(buckets)
   const batch = options.batchVerifications ?? true
   if (typeof batch !== 'boolean') throw invalidOption(`batchVerifications must be true or false, got ${JSON.stringify(batch)}`)
   // `x-oss-pub-key-url` header text -> checked key URL. The check is pure and real traffic names one
@@ -168,6 +180,12 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
 
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
     const parsed = parseCallbackBody(raw, type)
+    if (allowedBuckets !== undefined) {
+      const bucket = parsed.system.bucket
+      if (bucket === undefined || !allowedBuckets.has(bucket)) {
+        throw ossError('BUCKET_NOT_ALLOWED', bucket === undefined ? 'the callback body names no bucket' : 'the callback body names a bucket not on the list')
+      }
+    }
     // Named fields, not `...parsed`: the spread cost more than the RSA verify itself (about 12 µs).
     return {
       type: parsed.type,
@@ -194,7 +212,18 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
     return await verifyNow(request, verifyOptions)
   }
 
-  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, verifierName }
+  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, buckets, verifierName }
+}
+
+function checkBuckets (buckets: readonly string[] | undefined): readonly string[] | undefined {
+  if (buckets === undefined) return undefined
+  if (!Array.isArray(buckets) || buckets.length === 0) throw invalidOption('buckets must name at least one bucket (leave it out to accept any)')
+  for (const b of buckets) {
+    if (typeof b !== 'string' || !BUCKET_NAME.test(b)) {
+      throw invalidOption(`buckets: ${JSON.stringify(String(b).slice(0, 70))} is not a bucket name (3 to 63 characters of a-z, 0-9 and -)`)
+    }
+  }
+  return Object.freeze([...buckets])
 }
 
 /** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */

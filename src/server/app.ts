@@ -97,6 +97,33 @@ function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, 
 }
 
 
+/**
+ * The one start-up line saying what the receiver accepts, so that an operator can check it at a glance.
+ * It names no secret, token or query string: the forward URL is cut to its origin and path (a query may
+ * carry a token), and Redis is only on or off (its URL may carry a password).
+ */
+function logAcceptance (log: FastifyBaseLogger, config: ServerConfig, pinnedKeyUrls: string[], forwarding: boolean): void {
+  const tickets = config.tickets
+  let forwardTo: string | null = null
+  if (forwarding && config.forwardUrl !== undefined) {
+    const target = new URL(config.forwardUrl)
+    forwardTo = target.origin + target.pathname
+  }
+  log.info({
+    callbackPath: config.path,
+    publicPath: config.publicPath ?? null,
+    keyOrigins: config.keyOrigins,
+    pinnedKeyUrls,
+    buckets: config.buckets ?? 'any',
+    forwardTo,
+    tickets: tickets === undefined ? 'off' : tickets.allowCallbacksWithoutTicket ? 'on (callbacks without a ticket allowed)' : 'on',
+    redis: tickets?.redisUrl === undefined ? 'off' : 'on'
+  }, 'receiver settings')
+  if (config.buckets === undefined && (tickets === undefined || tickets.allowCallbacksWithoutTicket)) {
+    log.warn('callbacks for any bucket are accepted: OSS signs callbacks for every customer, so anyone can point an upload\'s callbackUrl here; set OSS_CALLBACK_BUCKETS or turn on upload tickets')
+  }
+}
+
 /** The default handler of the standalone server. */
 export const defaultHandler = (callback: VerifiedCallback): Record<string, unknown> => ({ Status: 'OK', ...callback.system })
 
@@ -111,6 +138,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   const verifier = createCallbackVerifier({
     keyOrigins: config.keyOrigins,
     publicPath: config.publicPath,
+    buckets: config.buckets,
     keys,
     nativeSignatureVerifier: deps.nativeSignatureVerifier
   })
@@ -149,13 +177,8 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   } else {
     app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
   }
-  if (forwarder !== undefined && config.forwardUrl !== undefined) {
-    // Origin and path only: a query may carry a token.
-    const target = new URL(config.forwardUrl)
-    app.log.info({ forwardTo: target.origin + target.pathname, forwardTimeoutMs: config.forwardTimeoutMs }, 'forward mode: verified callbacks go to the upstream app')
-  }
-
   const ticketConfig = config.tickets
+  logAcceptance(app.log, config, keys.pinnedUrls, forwarder !== undefined)
   let ticketStore: TicketStore | undefined
   if (ticketConfig !== undefined) {
     ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined

@@ -2,7 +2,7 @@ import { envSchema } from 'env-schema'
 import { invalidOption } from '../errors.js'
 import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { checkForwardSecret, checkForwardUrl } from './forward.js'
-import type { PostSignatureVersion } from '../protocol/post-policy.js'
+import { BUCKET_NAME, type PostSignatureVersion } from '../protocol/post-policy.js'
 import { createUploadTickets } from '../tickets/issuer.js'
 
 /** Upload tickets, on when `OSS_CALLBACK_TICKET_TOKEN` is set. */
@@ -53,6 +53,8 @@ export interface ServerConfig {
   publicPath: string | undefined
   /** `OSS_CALLBACK_KEY_ORIGINS`: comma-separated allowed key origins. */
   keyOrigins: string[]
+  /** `OSS_CALLBACK_BUCKETS`: comma-separated buckets whose callbacks are accepted. Default: unset (any bucket). */
+  buckets?: string[] | undefined
   /** `OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS`: timeout of one key fetch, ms. Default 2000. */
   keyFetchTimeoutMs: number
   /** `OSS_CALLBACK_DEADLINE_MS`: arrival to reply, ms. Default 4500. */
@@ -83,6 +85,7 @@ const schema = {
     OSS_CALLBACK_PATH: { type: 'string', pattern: '^/[^?#\\s]*$', default: '/oss/callback' },
     OSS_CALLBACK_PUBLIC_PATH: { type: 'string', pattern: '^/[^?#\\s]*$' },
     OSS_CALLBACK_KEY_ORIGINS: { type: 'string', minLength: 1, default: DEFAULT_KEY_ORIGINS.join(',') },
+    OSS_CALLBACK_BUCKETS: { type: 'string' },
     OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 30_000, default: 2000 },
     OSS_CALLBACK_DEADLINE_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 4500 },
     OSS_CALLBACK_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1, maximum: 67_108_864, default: 65_536 },
@@ -116,6 +119,7 @@ interface RawEnv {
   OSS_CALLBACK_PATH: string
   OSS_CALLBACK_PUBLIC_PATH?: string
   OSS_CALLBACK_KEY_ORIGINS: string
+  OSS_CALLBACK_BUCKETS?: string
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: number
   OSS_CALLBACK_DEADLINE_MS: number
   OSS_CALLBACK_BODY_LIMIT_BYTES: number
@@ -197,6 +201,7 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_PATH: 'a path starting with / with no query, fragment or spaces',
   OSS_CALLBACK_PUBLIC_PATH: 'a path starting with / with no query, fragment or spaces',
   OSS_CALLBACK_KEY_ORIGINS: 'a comma-separated list of origins such as https://gosspublic.alicdn.com',
+  OSS_CALLBACK_BUCKETS: 'a comma-separated list of bucket names (3 to 63 characters of a-z, 0-9 and -)',
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 30000',
   OSS_CALLBACK_DEADLINE_MS: 'a whole number of milliseconds from 1 to 60000',
   OSS_CALLBACK_BODY_LIMIT_BYTES: 'a whole number of bytes from 1 to 67108864',
@@ -263,12 +268,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     throw invalidOption(`OSS_CALLBACK_KEY_ORIGINS: ${(err as Error).message.replace(/^Invalid option: (keyOrigins: )?/, '')}`)
   }
   checkForwardSettings(raw)
+  const buckets = bucketList(raw.OSS_CALLBACK_BUCKETS)
+  const tickets = ticketConfig(raw)
+  // Every ticket's upload would be refused: a half-done setup, said at start rather than per callback.
+  if (buckets !== undefined && tickets !== undefined && !buckets.includes(tickets.bucket)) {
+    throw invalidOption(`OSS_CALLBACK_BUCKETS does not name OSS_BUCKET (${tickets.bucket}), where tickets upload to`)
+  }
   return {
     host: raw.HOST,
     port: raw.PORT,
     path: raw.OSS_CALLBACK_PATH,
     publicPath: raw.OSS_CALLBACK_PUBLIC_PATH,
     keyOrigins,
+    buckets,
     keyFetchTimeoutMs: raw.OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS,
     deadlineMs: raw.OSS_CALLBACK_DEADLINE_MS,
     bodyLimitBytes: raw.OSS_CALLBACK_BODY_LIMIT_BYTES,
@@ -277,8 +289,15 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
     forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
     forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS,
-    tickets: ticketConfig(raw)
+    tickets
   }
+}
+
+function bucketList (text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined
+  const buckets = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (buckets.length === 0 || !buckets.every((b) => BUCKET_NAME.test(b))) throw badValue('OSS_CALLBACK_BUCKETS', text)
+  return buckets
 }
 
 function checkForwardSettings (raw: RawEnv): void {

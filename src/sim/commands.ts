@@ -1,4 +1,5 @@
 import { parseVarArgument } from '../protocol/callback-param.js'
+import { DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { invalidOption, isOssCallbackError } from '../errors.js'
@@ -128,7 +129,8 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
       ? `  credentials  OSS_ACCESS_KEY_ID=${credentials.accessKeyId} OSS_ACCESS_KEY_SECRET=${credentials.accessKeySecret}  (the fixed dev pair; set both variables to use your own)`
       : `  credentials  OSS_ACCESS_KEY_ID=${credentials.accessKeyId} and the secret from OSS_ACCESS_KEY_SECRET`,
     `  callback key ${sim.publicKeyUrl}`,
-    `  receivers trust it with OSS_CALLBACK_KEY_ORIGINS=${new URL(sim.publicKeyUrl).origin}`,
+    // The list replaces the default, so it keeps OSS's production origins: real callbacks still verify.
+    `  receivers trust it with OSS_CALLBACK_KEY_ORIGINS=${[...DEFAULT_KEY_ORIGINS, new URL(sim.publicKeyUrl).origin].join(',')}`,
     `  objects      ${dataDir === undefined ? 'in memory (gone on exit)' : `on disk in ${dataDir}`}`,
     `  callbacks    ${strict ? 'strict: private and loopback URLs refused, as OSS does' : 'loopback and private URLs allowed (--strict refuses them as OSS does)'}`,
     ''

@@ -5,6 +5,7 @@ import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { docCallback } from '../helpers/fixtures.js'
 import { nodeCryptoVerifier, type SignatureVerifier } from '../../src/receiver/signature-verifier.js'
+import type { FetchLike } from '../../src/keys/provider.js'
 
 const docRequest: CallbackRequest = {
   url: docCallback.path + docCallback.query,
@@ -114,6 +115,33 @@ describe('createCallbackVerifier', () => {
     }
   })
 
+  it('with a bucket list, accepts only verified callbacks whose body names a listed bucket', async () => {
+    const v = verifier({ buckets: ['mine', 'mine-too'] })
+    const sign = (body: string, contentType?: string): CallbackRequest => signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body, contentType })
+    expect((await v.verify(sign('bucket=mine&object=a&size=1'))).system.bucket).toBe('mine')
+    expect((await v.verify(sign('{"bucket":"mine-too","object":"a"}', 'application/json'))).system.bucket).toBe('mine-too')
+    for (const [body, type] of [
+      ['bucket=theirs&object=a&size=1', undefined],
+      ['object=a&size=1', undefined],
+      ['bucket=&object=a', undefined],
+      ['bucket=MINE&object=a', undefined],
+      ['{"bucket":"theirs"}', 'application/json'],
+      ['{"bucket":["mine"]}', 'application/json'],
+      ['{"object":"a"}', 'application/json']
+    ] as const) {
+      await expect(v.verify(sign(body, type)), body).rejects.toMatchObject({ code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', statusCode: 403 })
+    }
+    // A forged callback naming a listed bucket is still a signature mismatch: the list is checked after verification.
+    await expect(v.verify({ ...sign('bucket=theirs'), body: Buffer.from('bucket=mine') })).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+    expect(v.buckets).toEqual(['mine', 'mine-too'])
+    expect(verifier().buckets).toBeUndefined()
+    expect((await verifier().verify(sign('bucket=theirs'))).system.bucket).toBe('theirs')
+  })
+
+  it.each([[[]], [['Upper']], [['a']], [['ok-bucket', '']], [[42]]])('refuses buckets %j at creation', (buckets) => {
+    expect(() => createCallbackVerifier({ buckets: buckets as string[] })).toThrow(expect.objectContaining({ code: 'OSS_CB_ERR_INVALID_OPTION' }))
+  })
+
   it('reports a verified body that does not parse as its own error', async () => {
     const req = signedCallback({ keyUrl: server.url('/k512.pem'), privateKey: k512.privateKey, body: '{"size":', contentType: 'application/json' })
     await expect(verifier().verify(req)).rejects.toMatchObject({ code: 'OSS_CB_ERR_BODY_UNPARSEABLE', statusCode: 400 })
@@ -181,5 +209,67 @@ describe('verifications in batches', () => {
       code: 'OSS_CB_ERR_INVALID_OPTION',
       message: 'Invalid option: batchVerifications must be true or false, got "yes"'
     }))
+  })
+})
+
+describe('regression: a forged callback evicted a good cached key', () => {
+  // The key host is reached through an injected fetch, its state switched by the test; the clock is injected too.
+  const pair = testKeyPair(512)
+  const keyUrl = 'http://127.0.0.1:9/k.pem'
+  function keyHost (): { fetch: FetchLike, state: { answer: 'pem' | 'down' | 'junk' }, calls: () => number } {
+    const state: { answer: 'pem' | 'down' | 'junk' } = { answer: 'pem' }
+    let calls = 0
+    const fetch: FetchLike = async () => {
+      calls++
+      if (state.answer === 'down') throw new TypeError('fetch failed')
+      return new Response(state.answer === 'pem' ? pair.publicPem : 'not a key', { status: 200 })
+    }
+    return { fetch, state, calls: () => calls }
+  }
+  const genuine = (n: number): CallbackRequest => signedCallback({ keyUrl, privateKey: pair.privateKey, body: `bucket=b&object=o${n}&size=1` })
+  const forged = (n: number): CallbackRequest => ({ ...genuine(n), body: Buffer.from(`bucket=b&object=forged${n}&size=1`) })
+
+  it.each(['down', 'junk'] as const)('key host %s: one forged callback a minute, and every genuine callback still verifies with the cached key', async (answer) => {
+    const host = keyHost()
+    let t = 1_000_000
+    const v = createCallbackVerifier({
+      keyOrigins: ['http://127.0.0.1:9'],
+      batchVerifications: false,
+      keys: { fetch: host.fetch, now: () => t, refreshMinIntervalMs: 60_000, failureBackoffMs: 300_000, cacheTtlMs: 3_600_000 }
+    })
+    expect((await v.verify(genuine(0))).keySource).toBe('fetch')
+    expect(host.calls()).toBe(1)
+    host.state.answer = answer
+    for (let minute = 1; minute <= 5; minute++) {
+      t += 60_000
+      await expect(v.verify(forged(minute))).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+      // The forged callback tried one refetch (rotation) and it failed, or did not parse.
+      expect(host.calls()).toBe(1 + minute)
+      for (let i = 0; i < 3; i++) {
+        t += 1000
+        const cb = await v.verify(genuine(minute * 10 + i))
+        expect(cb.keySource).toBe('cache')
+        // A second forged callback within the minute costs no fetch.
+        await expect(v.verify(forged(minute * 10 + i))).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+      }
+      expect(host.calls()).toBe(1 + minute)
+    }
+    expect(v.keys.stats.backoffRejections).toBe(0)
+    // The host is back: the next refetch (a minute later) replaces the key, and genuine callbacks go on verifying.
+    host.state.answer = 'pem'
+    t += 60_000
+    await expect(v.verify(forged(99))).rejects.toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
+    expect(host.calls()).toBe(7)
+    expect((await v.verify(genuine(99))).keySource).toBe('cache')
+  })
+
+  it('a failed fetch of a URL with no usable key still backs off', async () => {
+    const host = keyHost()
+    host.state.answer = 'down'
+    const t = 1_000_000
+    const v = createCallbackVerifier({ keyOrigins: ['http://127.0.0.1:9'], batchVerifications: false, keys: { fetch: host.fetch, now: () => t, failureBackoffMs: 5000 } })
+    await expect(v.verify(genuine(1))).rejects.toMatchObject({ code: 'OSS_CB_ERR_KEY_FETCH_FAILED' })
+    await expect(v.verify(genuine(2))).rejects.toMatchObject({ code: 'OSS_CB_ERR_KEY_FETCH_BACKOFF' })
+    expect(host.calls()).toBe(1)
   })
 })

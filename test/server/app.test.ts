@@ -34,6 +34,19 @@ describe('standalone server', () => {
     expect(res.statusCode).toBe(200)
   })
 
+  it('with OSS_CALLBACK_BUCKETS, a genuine OSS callback for another bucket is refused 403 and never reaches the handler', async () => {
+    let handled = 0
+    const handler = (): unknown => { handled++; return { ok: true } }
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php', OSS_CALLBACK_BUCKETS: 'my-bucket,my-other-bucket', LOG_LEVEL: 'silent' }), { handler })
+    const res = await sendDoc(app)
+    expect([res.statusCode, res.json()]).toEqual([403, { statusCode: 403, code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', error: 'Forbidden', message: 'The callback is for a bucket that is not allowed' }])
+    expect(handled).toBe(0)
+    await app.close()
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php', OSS_CALLBACK_BUCKETS: 'my-bucket,yonghu-test', LOG_LEVEL: 'silent' }), { handler })
+    expect((await sendDoc(app)).statusCode).toBe(200)
+    expect(handled).toBe(1)
+  })
+
   it('answers /healthz and /readyz', async () => {
     app = await buildApp(loadConfig({ LOG_LEVEL: 'silent' }))
     expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' })
@@ -66,6 +79,28 @@ describe('standalone server', () => {
     expect(refused).toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH', reason: 'signature does not verify', ossRequestId: 'REQ-123' })
     expect(log.text()).not.toContain(String(docCallback.headers.authorization).slice(0, 20))
     expect(log.text()).not.toContain(String(docCallback.headers['x-oss-pub-key-url']).slice(0, 20))
+  })
+
+  it('regression: a forged 12 KB x-oss-request-id made a 12 KB log line; every logged header value is cut to 128 characters, marked', async () => {
+    const log = captureLogger('debug')
+    let fail = false
+    app = await buildApp(loadConfig({ OSS_CALLBACK_PATH: '/index.php' }), {
+      logger: log.logger,
+      handler: () => { if (fail) throw new Error('down'); return { ok: true } }
+    })
+    const id = 'R'.repeat(12 * 1024)
+    const headers = { ...docCallback.headers, 'x-oss-request-id': id }
+    const send = (url: string): Promise<LightMyRequestResponse> => app!.inject({ method: 'POST', url, headers, payload: docCallback.body })
+    expect((await send('/index.php?id=1&index=9')).statusCode).toBe(403)
+    expect((await send('/index.php?id=1&index=2')).statusCode).toBe(200)
+    fail = true
+    expect((await send('/index.php?id=1&index=2')).statusCode).toBe(500)
+    const logged = log.lines().filter((l) => l.ossRequestId !== undefined)
+    expect(logged.map((l) => l.msg)).toEqual(['callback refused', 'callback verified', 'callback failed'])
+    for (const line of logged) expect(line.ossRequestId).toBe(`${'R'.repeat(128)}…[cut]`)
+    expect(log.text()).not.toContain('R'.repeat(129))
+    const longest = Math.max(...log.text().split('\n').filter((l) => l.includes('ossRequestId')).map((l) => l.length))
+    expect(longest).toBeLessThan(4096)
   })
 
   it('logs nothing at info for a verified callback', async () => {

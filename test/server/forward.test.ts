@@ -11,6 +11,7 @@ import { FORWARD_EVENT_TYPE, createForwarder, type ForwardEnvelope } from '../..
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { answerJson, startUpstream, type Upstream } from '../helpers/upstream.js'
+import { captureLogger } from '../helpers/log-capture.js'
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`
 const BODY = 'bucket=photos&object=users%2F7%2Fcat.jpg&etag=D41D8CD98F00B204E9800998ECF8427E&size=114020&mimeType=image%2Fjpeg' +
@@ -276,6 +277,24 @@ describe('forward mode', () => {
       expect(JSON.parse(res.text)).toEqual(FAILED)
       expect(res.elapsedMs).toBeLessThan(3000)
     })
+  })
+
+  it.each([
+    // V8 quotes the text in some messages ("Unexpected token 'h', "hush-hush" is not valid JSON") and gives a position in others.
+    ['an unexpected token', 'hush-hush', 'JsonParseFailure: SyntaxError\n'],
+    ['an unexpected token inside', '{"hush": tru}', 'JsonParseFailure: SyntaxError\n'],
+    ['text after the JSON', '{"ok":1} hush', 'JsonParseFailure: SyntaxError at position 9\n'],
+    ['a control character in a string', '{"hush":"a\u0001"}', 'JsonParseFailure: SyntaxError at position 10\n']
+  ])('regression: an upstream\'s non-JSON answer (%s) reached the log through the parser\'s message; the log has its kind and position only', async (_name, answer, logged) => {
+    const log = captureLogger('trace')
+    upstream.behave(answerJson(answer))
+    const base = await startGateway({}, { logger: log.logger })
+    const res = await sendCallback(base)
+    expect(res.status).toBe(502)
+    const failed = log.lines().find((l) => l.msg === 'callback failed')
+    expect(failed).toMatchObject({ code: 'OSS_CB_ERR_FORWARD_FAILED', reason: 'upstream reply is not JSON' })
+    expect(JSON.stringify(failed)).toContain(JSON.stringify(logged).slice(1, -1))
+    expect(log.text()).not.toContain('hush')
   })
 
   it('records forward outcomes and durations in /metrics', async () => {

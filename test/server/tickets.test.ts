@@ -96,7 +96,8 @@ describe('standalone server configuration for tickets', () => {
       [{ OSS_CALLBACK_TICKET_SIGNATURE_VERSION: 'v2' }, /OSS_CALLBACK_TICKET_SIGNATURE_VERSION/],
       [{ OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'yes' }, /OSS_CALLBACK_ALLOW_WITHOUT_TICKET/],
       [{ OSS_CALLBACK_REDIS_URL: 'localhost:6379' }, /OSS_CALLBACK_REDIS_URL/],
-      [{ OSS_BUCKET: 'Bad_Bucket' }, /OSS_BUCKET/]
+      [{ OSS_BUCKET: 'Bad_Bucket' }, /OSS_BUCKET/],
+      [{ OSS_CALLBACK_BUCKETS: 'other-bucket' }, /^Invalid option: OSS_CALLBACK_BUCKETS does not name OSS_BUCKET \(demo-bucket\), where tickets upload to$/]
     ]
     for (const [patch, message] of cases) {
       const e = env()

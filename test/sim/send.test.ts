@@ -129,7 +129,7 @@ describe('oss-callback sim', () => {
       const origin = sim?.origin ?? ''
       expect(c.out()).toContain(`oss-callback simulator listening on ${origin}`)
       expect(c.out()).toContain('OSS_ACCESS_KEY_ID=oss-sim-dev-access-key-id OSS_ACCESS_KEY_SECRET=oss-sim-dev-access-key-secret')
-      expect(c.out()).toContain(`receivers trust it with OSS_CALLBACK_KEY_ORIGINS=${origin}`)
+      expect(c.out()).toContain(`receivers trust it with OSS_CALLBACK_KEY_ORIGINS=https://gosspublic.alicdn.com,http://gosspublic.alicdn.com,${origin}\n`)
       expect(c.out()).toContain(`callback key ${sim?.publicKeyUrl ?? ''}`)
       const pem = await fetch(sim?.publicKeyUrl ?? '')
       expect(pem.status).toBe(200)
@@ -144,7 +144,7 @@ describe('oss-callback sim', () => {
     const sim = await runSimCommand(['--port', '0', '--public-origin', 'http://oss-sim.test:8090'], {}, c.io, false)
     try {
       expect(sim?.publicKeyUrl).toMatch(/^http:\/\/oss-sim\.test:8090\/callback_pub_key_sim_[0-9a-f]{16}\.pem$/)
-      expect(c.out()).toContain('receivers trust it with OSS_CALLBACK_KEY_ORIGINS=http://oss-sim.test:8090')
+      expect(c.out()).toContain('receivers trust it with OSS_CALLBACK_KEY_ORIGINS=https://gosspublic.alicdn.com,http://gosspublic.alicdn.com,http://oss-sim.test:8090\n')
       const { rawRequest, v1Headers } = await import('./stack.js')
       const s = sim as NonNullable<typeof sim>
       const headers = await v1Headers(s, 'PUT', '/examplebucket/p.txt', { host: 'oss-sim.test:8090' })

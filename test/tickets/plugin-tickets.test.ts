@@ -25,13 +25,14 @@ interface Harness {
   send: (cb: ReturnType<typeof callbackForTicket>) => Promise<{ statusCode: number, json: () => unknown, body: string }>
 }
 
-async function harness (overrides: Partial<PluginTicketOptions> = {}): Promise<Harness> {
+async function harness (overrides: Partial<PluginTicketOptions> = {}, plugin: { buckets?: string[] } = {}): Promise<Harness> {
   const clock = { now: T0 }
   const seen: Harness['seen'] = []
   const app = Fastify()
   await app.register(ossCallback, {
     path: '/oss/callback',
     keyOrigins: [keyServer.origin],
+    ...plugin,
     handler: (cb, ctx: CallbackContext) => {
       seen.push({ key: cb.system.object, ticket: ctx.ticket })
       return { ok: true, key: cb.system.object, by: ctx.ticket?.subject ?? null }
@@ -235,6 +236,19 @@ describe('callbacks bound to tickets', () => {
     expect(h.seen[0]?.ticket).toBeUndefined()
     expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
     expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(409)
+    await h.app.close()
+  })
+
+  it('with a bucket list, a verified callback for another bucket is refused 403 before its ticket is consumed or the handler runs', async () => {
+    const h = await harness({ allowCallbacksWithoutTicket: true }, { buckets: ['demo-bucket'] })
+    const issued = await h.issue()
+    const foreign = await h.send(callbackForTicket(issued, keyUrl, { bucket: 'someone-elses' }))
+    expect([foreign.statusCode, foreign.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', 'Forbidden', 'The callback is for a bucket that is not allowed')])
+    const ticketless = await h.send(callbackForTicket(issued, keyUrl, { bucket: 'someone-elses', ticketId: null }))
+    expect(ticketless.json()).toMatchObject({ code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED' })
+    expect(h.seen).toHaveLength(0)
+    // The ticket was not spent by the refused callback.
+    expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
     await h.app.close()
   })
 
