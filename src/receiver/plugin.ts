@@ -280,13 +280,19 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     url: path,
     // Refused in onRequest, before the body parser could answer 415 or 413 instead of 405.
-    onRequest: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
-    handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
+    onRequest: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
+    handler: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
   fastify.post(path, async (request, reply) => {
     const timeoutMs = deadlineMs - reply.elapsedTime
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
+    // Node drops header lines past the server's maxHeadersCount without a word (unset, its parser keeps
+    // 2000 raw entries, about 1000 lines): a duplicate authorization behind them would escape the
+    // duplicate check, so refuse at the cap. 0 means no cap (the standalone server's setting).
+    const maxHeaders = fastify.server.maxHeadersCount
+    const maxRawEntries = typeof maxHeaders === 'number' ? maxHeaders * 2 : 2000
+    if (maxRawEntries > 0 && request.raw.rawHeaders.length >= maxRawEntries) throw ossError('HEADERS_TOO_LARGE', 'header lines reached the server\'s maxHeadersCount')
     const verifyStarted = onVerification === undefined ? 0 : performance.now()
     let callback: VerifiedCallback
     try {

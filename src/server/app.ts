@@ -97,6 +97,14 @@ function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, 
 }
 
 
+/** The server's own GET routes (Fastify adds HEAD to each); another method on them gets 405 with `Allow`. */
+const GET_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
+
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
 /** The default handler of the standalone server. */
 export const defaultHandler = (callback: VerifiedCallback): Record<string, unknown> => ({ Status: 'OK', ...callback.system })
 
@@ -143,6 +151,10 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     bodyLimit: config.bodyLimitBytes
   })
   app.server.headersTimeout = timeouts.headersTimeoutMs
+  // Node drops header lines past maxHeadersCount (default 2000) without a word, so a duplicate
+  // authorization behind 2000 padding lines would escape the duplicate check; the 16 KiB header
+  // limit still bounds how many lines a request can carry.
+  app.server.maxHeadersCount = 0
 
   if (verifier.verifierName === 'node-forge') {
     app.log.warn('OpenSSL refused RSA-MD5 in the start-up self-test: verifying with node-forge instead')
@@ -181,7 +193,14 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     // A request that reaches a kept-alive connection after shutdown began; in-flight ones are past this hook.
     if (closing) { sendError(reply.header('connection', 'close'), ossError('NOT_READY', 'shutting down')); return }
     // Answer unknown paths before any body is read or parsed: nothing of a stranger's body is worth a parser's time.
-    if (request.is404) { sendError(reply, ossError('NOT_FOUND', 'no such route')); return }
+    if (request.is404) {
+      if (GET_PATHS.has(pathOf(request.url))) {
+        sendError(reply.header('allow', 'GET, HEAD'), ossError('METHOD_NOT_ALLOWED', 'this path takes GET or HEAD only'))
+      } else {
+        sendError(reply, ossError('NOT_FOUND', 'no such route'))
+      }
+      return
+    }
     done()
   })
   if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
