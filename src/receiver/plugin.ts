@@ -6,6 +6,7 @@ import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
 import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
 import type { UploadTicket } from '../tickets/store.js'
+import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from './lingering-close.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
 
 declare module 'fastify' {
@@ -72,6 +73,12 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
    * (replay: 409 `OSS_CB_ERR_TICKET_USED`). Default: off.
    */
   tickets?: PluginTicketOptions
+  /**
+   * @internal Bounds of the lingering close after a refusal that leaves the body unread (413): what the
+   * client still sends is read and discarded up to these, so that it reads the reply instead of a reset.
+   * Default {@link LINGER_DEFAULTS}; tests use short ones.
+   */
+  lingeringClose?: Partial<LingerOptions>
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
@@ -239,6 +246,10 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const deadlineMs = checkPositive('deadlineMs', options.deadlineMs, 4500, 60_000)
   const bodyLimit = checkPositive('bodyLimitBytes', options.bodyLimitBytes, 64 * 1024, 64 * 1024 * 1024)
   const verifier = options.verifier ?? createCallbackVerifier(options)
+  const linger: LingerOptions = {
+    maxBytes: checkPositive('lingeringClose.maxBytes', options.lingeringClose?.maxBytes, LINGER_DEFAULTS.maxBytes),
+    maxMs: checkPositive('lingeringClose.maxMs', options.lingeringClose?.maxMs, LINGER_DEFAULTS.maxMs, 60_000)
+  }
   const handler = options.handler
   const onFailure = options.onFailure
   const onSuccess = options.onSuccess
@@ -262,6 +273,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
 
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     const err = toOssError(error)
+    // Fastify marks a refusal that left the body unread (413) to close the connection.
+    if (reply.getHeader('connection') === 'close') lingerAfterReply(request.raw.socket, linger, request.raw)
     if (tickets !== undefined && request.routeOptions.url === ticketPath) {
       if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
       else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
