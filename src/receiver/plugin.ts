@@ -6,6 +6,7 @@ import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
 import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
 import type { UploadTicket } from '../tickets/store.js'
+import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from './lingering-close.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
 
 declare module 'fastify' {
@@ -72,6 +73,12 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
    * (replay: 409 `OSS_CB_ERR_TICKET_USED`). Default: off.
    */
   tickets?: PluginTicketOptions
+  /**
+   * @internal Bounds of the lingering close after a refusal that leaves the body unread (413): what the
+   * client still sends is read and discarded up to these, so that it reads the reply instead of a reset.
+   * Default {@link LINGER_DEFAULTS}; tests use short ones.
+   */
+  lingeringClose?: Partial<LingerOptions>
 }
 
 /** OSS refuses callback replies over 1 MB; stay under it. */
@@ -267,6 +274,10 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const deadlineMs = checkPositive('deadlineMs', options.deadlineMs, 4500, 60_000)
   const bodyLimit = checkPositive('bodyLimitBytes', options.bodyLimitBytes, 64 * 1024, 64 * 1024 * 1024)
   const verifier = options.verifier ?? createCallbackVerifier(options)
+  const linger: LingerOptions = {
+    maxBytes: checkPositive('lingeringClose.maxBytes', options.lingeringClose?.maxBytes, LINGER_DEFAULTS.maxBytes),
+    maxMs: checkPositive('lingeringClose.maxMs', options.lingeringClose?.maxMs, LINGER_DEFAULTS.maxMs, 60_000)
+  }
   const handler = options.handler
   const onFailure = options.onFailure
   const onSuccess = options.onSuccess
@@ -290,6 +301,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
 
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     const err = toOssError(error)
+    // Fastify marks a refusal that left the body unread (413) to close the connection.
+    if (reply.getHeader('connection') === 'close') lingerAfterReply(request.raw.socket, linger, request.raw)
     if (tickets !== undefined && request.routeOptions.url === ticketPath) {
       if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
       else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
@@ -308,13 +321,19 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     url: path,
     // Refused in onRequest, before the body parser could answer 415 or 413 instead of 405.
-    onRequest: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
-    handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
+    onRequest: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') },
+    handler: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
   fastify.post(path, async (request, reply) => {
     const timeoutMs = deadlineMs - reply.elapsedTime
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
+    // Node drops header lines past the server's maxHeadersCount without a word (unset, its parser keeps
+    // 2000 raw entries, about 1000 lines): a duplicate authorization behind them would escape the
+    // duplicate check, so refuse at the cap. 0 means no cap (the standalone server's setting).
+    const maxHeaders = fastify.server.maxHeadersCount
+    const maxRawEntries = typeof maxHeaders === 'number' ? maxHeaders * 2 : 2000
+    if (maxRawEntries > 0 && request.raw.rawHeaders.length >= maxRawEntries) throw ossError('HEADERS_TOO_LARGE', 'header lines reached the server\'s maxHeadersCount')
     const verifyStarted = onVerification === undefined ? 0 : performance.now()
     let callback: VerifiedCallback
     try {

@@ -1,8 +1,9 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { KeyProviderOptions } from '../keys/provider.js'
 import { KeyProvider } from '../keys/provider.js'
+import { isLingering, LINGER_DEFAULTS, lingeringClose, type LingerOptions } from '../receiver/lingering-close.js'
 import { errorReplyOf, ossCallback, sendError, toOssError, type CallbackHandler } from '../receiver/plugin.js'
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
@@ -35,6 +36,8 @@ export interface AppDependencies {
   now?: () => number
   /** Replace some of Node's request timeouts (tests use short ones). Default: {@link SERVER_TIMEOUTS}. */
   timeouts?: Partial<ServerTimeouts>
+  /** Bounds of the lingering close after an early refusal (tests use short ones). Default: {@link LINGER_DEFAULTS}. */
+  lingeringClose?: Partial<LingerOptions>
 }
 
 /** Node's own request timeouts, in ms; a slow client past one gets 408 `OSS_CB_ERR_REQUEST_TIMEOUT`. */
@@ -77,25 +80,54 @@ function resolveTimeouts (given: Partial<ServerTimeouts> = {}): ServerTimeouts {
   return t
 }
 
+type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
+
 /**
  * Answers HTTP-level errors Node raises before Fastify sees a request (a slow
  * client timing out, oversized or malformed headers) with a coded JSON error,
- * like every other reply, then closes the socket.
+ * like every other reply, then closes the socket with a lingering close.
  */
-function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return
-  let coded: OssCallbackError
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') coded = ossError('REQUEST_TIMEOUT', 'client too slow')
-  else if (err.code === 'HPE_HEADER_OVERFLOW') coded = ossError('HEADERS_TOO_LARGE', 'headers over the parser limit')
-  else coded = ossError('BAD_REQUEST', 'malformed HTTP request')
-  this.log.debug({ code: coded.code, reason: coded.reason, parserError: err.code }, 'client error')
-  if (socket.writable) {
-    const body = JSON.stringify(errorReplyOf(coded))
-    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+function clientErrorHandler (linger: LingerOptions) {
+  const closingAfterPending = new WeakSet<Socket>()
+  return function (this: FastifyInstance, err: NodeJS.ErrnoException, socket: ServerSocket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket) || closingAfterPending.has(socket)) return
+    let coded: OssCallbackError
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') coded = ossError('REQUEST_TIMEOUT', 'client too slow')
+    else if (err.code === 'HPE_HEADER_OVERFLOW') coded = ossError('HEADERS_TOO_LARGE', 'headers over the parser limit')
+    else coded = ossError('BAD_REQUEST', 'malformed HTTP request')
+    this.log.debug({ code: coded.code, reason: coded.reason, parserError: err.code }, 'client error')
+    const pending = socket._httpMessage
+    if (pending != null && (pending.req.complete || pending.headersSent)) {
+      // An earlier request on this connection (a callback in progress) still has its response to come: an
+      // error reply written now would be read as that response. Send no reply; close after the pending ones.
+      // (A response whose own request is still arriving, and not started, is the one this error is about.)
+      closingAfterPending.add(socket)
+      closeAfterResponses(socket, linger)
+      return
+    }
+    if (socket.writable) {
+      const body = JSON.stringify(errorReplyOf(coded))
+      socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    }
+    lingeringClose(socket, linger)
   }
-  socket.destroy()
 }
 
+/** Waits for the response in progress on `socket` and any queued behind it (Node assigns the next on 'finish'), then closes. */
+function closeAfterResponses (socket: ServerSocket, linger: LingerOptions): void {
+  const pending = socket._httpMessage
+  if (pending == null) { lingeringClose(socket, linger); return }
+  pending.once('finish', () => { closeAfterResponses(socket, linger) })
+  pending.once('close', () => { if (socket._httpMessage === pending) socket.destroy() })
+}
+
+/** The server's own GET routes (Fastify adds HEAD to each); another method on them gets 405 with `Allow`. */
+const GET_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
+
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
 
 /**
  * The one start-up line saying what the receiver accepts, so that an operator can check it at a glance.
@@ -164,13 +196,17 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     connectionTimeout: timeouts.connectionTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,
     http: { connectionsCheckingInterval: timeouts.connectionsCheckingIntervalMs },
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler({ ...LINGER_DEFAULTS, ...deps.lingeringClose }),
     // Fastify's own 503 while closing has no code; the onRequest hook below answers a coded one (OSS itself
     // sends Connection: close, so only a client reusing a kept-alive connection meets it).
     return503OnClosing: false,
     bodyLimit: config.bodyLimitBytes
   })
   app.server.headersTimeout = timeouts.headersTimeoutMs
+  // Node drops header lines past maxHeadersCount (default 2000) without a word, so a duplicate
+  // authorization behind 2000 padding lines would escape the duplicate check; the 16 KiB header
+  // limit still bounds how many lines a request can carry.
+  app.server.maxHeadersCount = 0
 
   if (verifier.verifierName === 'node-forge') {
     app.log.warn('OpenSSL refused RSA-MD5 in the start-up self-test: verifying with node-forge instead')
@@ -204,7 +240,14 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     // A request that reaches a kept-alive connection after shutdown began; in-flight ones are past this hook.
     if (closing) { sendError(reply.header('connection', 'close'), ossError('NOT_READY', 'shutting down')); return }
     // Answer unknown paths before any body is read or parsed: nothing of a stranger's body is worth a parser's time.
-    if (request.is404) { sendError(reply, ossError('NOT_FOUND', 'no such route')); return }
+    if (request.is404) {
+      if (GET_PATHS.has(pathOf(request.url))) {
+        sendError(reply.header('allow', 'GET, HEAD'), ossError('METHOD_NOT_ALLOWED', 'this path takes GET or HEAD only'))
+      } else {
+        sendError(reply, ossError('NOT_FOUND', 'no such route'))
+      }
+      return
+    }
     done()
   })
   if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
@@ -234,6 +277,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     verifier,
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
+    ...(deps.lingeringClose === undefined ? {} : { lingeringClose: deps.lingeringClose }),
     handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
     onSuccess: metrics.callbackSucceeded,
     onFailure: (error) => metrics.callbackFailed(error),

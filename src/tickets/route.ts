@@ -45,7 +45,7 @@ export async function ticketRoute (fastify: FastifyInstance, options: TicketRout
   fastify.route({
     method: ['GET', 'PUT', 'DELETE', 'PATCH'],
     url: path,
-    handler: async () => { throw ossError('METHOD_NOT_ALLOWED', 'ticket path takes POST only') }
+    handler: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'ticket path takes POST only') }
   })
 
   fastify.post(path, async (request, reply) => {

@@ -1,8 +1,10 @@
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ossCallback, type OssCallbackPluginOptions } from '../../src/receiver/plugin.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair, type SignedCallback } from '../helpers/keys.js'
+import { rawRequest } from '../helpers/server.js'
 
 const pair = testKeyPair(512)
 let keyServer: KeyServer
@@ -116,6 +118,23 @@ describe('ossCallback plugin', () => {
     const a = await build()
     const res = await a.inject({ method, url: '/cb' })
     expect(res.json()).toEqual(errorBody(405, 'OSS_CB_ERR_METHOD_NOT_ALLOWED', 'Method Not Allowed', 'Method not allowed'))
+    expect(res.headers.allow).toBe('POST')
+  })
+
+  it('refuses a callback whose header lines reach Node\'s maxHeadersCount (a duplicate past it would go unseen) with 431', async () => {
+    const a = await build()
+    await a.listen({ host: '127.0.0.1', port: 0 })
+    const port = (a.server.address() as AddressInfo).port
+    const cb = callback()
+    const lines = [
+      'POST /cb HTTP/1.1', 'Host: 127.0.0.1', 'Connection: close', `Content-Length: ${cb.body.length}`,
+      ...Object.entries(cb.headers).map(([n, v]) => `${n}: ${v}`),
+      ...Array.from({ length: 2000 }, () => 'a: 1'),
+      `authorization: ${cb.headers.authorization}`
+    ]
+    const res = await rawRequest(port, Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), cb.body]))
+    expect(res.status).toBe(431)
+    expect(JSON.parse(res.body)).toEqual(errorBody(431, 'OSS_CB_ERR_HEADERS_TOO_LARGE', 'Request Header Fields Too Large', 'The request headers are too large'))
   })
 
   it('fetches a new key once for 50 concurrent first callbacks', async () => {

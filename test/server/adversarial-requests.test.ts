@@ -91,6 +91,27 @@ describe('headers', () => {
     expectCodedError(res, 'OSS_CB_ERR_DUPLICATE_HEADER')
   })
 
+  // Node's default maxHeadersCount (2000) dropped every line past the 2000th, so these duplicates verified.
+  const padding = Array.from({ length: 2000 }, () => 'a: 1')
+  it('a second authorization after 2000 padding header lines: 400 OSS_CB_ERR_DUPLICATE_HEADER', async () => {
+    const cb = sign('bucket=b')
+    const res = await raw([...linesOf(cb), ...padding, `authorization: ${cb.headers.authorization}`], cb.body)
+    expectCodedError(res, 'OSS_CB_ERR_DUPLICATE_HEADER')
+  })
+
+  it('a second x-oss-pub-key-url after 2000 padding header lines: 400 OSS_CB_ERR_DUPLICATE_HEADER', async () => {
+    const cb = sign('bucket=b')
+    const res = await raw([...linesOf(cb), ...padding, `x-oss-pub-key-url: ${cb.headers['x-oss-pub-key-url']}`], cb.body)
+    expectCodedError(res, 'OSS_CB_ERR_DUPLICATE_HEADER')
+  })
+
+  it('2000 padding header lines and no duplicate: verified as usual', async () => {
+    const cb = sign('bucket=b&object=padded.txt')
+    const res = await raw([...padding, ...linesOf(cb)], cb.body)
+    expect(res.status).toBe(200)
+    expect(last?.system.object).toBe('padded.txt')
+  })
+
   it('a comma-joined authorization: 400 OSS_CB_ERR_BAD_BASE64', async () => {
     const cb = sign('bucket=b')
     const sig = cb.headers.authorization as string
@@ -284,13 +305,16 @@ describe('bodies', () => {
 describe('routes and methods', () => {
   for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
     it(`${method} on the callback path: 405 OSS_CB_ERR_METHOD_NOT_ALLOWED`, async () => {
-      expectCodedError(await post(running.origin, '/oss/callback', { method, body: method === 'GET' || method === 'OPTIONS' ? undefined : 'x' }), 'OSS_CB_ERR_METHOD_NOT_ALLOWED')
+      const res = await post(running.origin, '/oss/callback', { method, body: method === 'GET' || method === 'OPTIONS' ? undefined : 'x' })
+      expectCodedError(res, 'OSS_CB_ERR_METHOD_NOT_ALLOWED')
+      expect(res.headers.allow).toBe('POST')
     })
   }
 
   it('HEAD on the callback path: 405 with the error headers and no body', async () => {
     const res = await post(running.origin, '/oss/callback', { method: 'HEAD' })
     expect(res.status).toBe(405)
+    expect(res.headers.allow).toBe('POST')
     expect(res.body).toBe('')
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8')
   })
@@ -299,7 +323,14 @@ describe('routes and methods', () => {
     expectCodedError(await post(running.origin, '/nope', { method: 'GET' }), 'OSS_CB_ERR_NOT_FOUND')
     expectCodedError(await post(running.origin, '/oss/callback/', { method: 'GET' }), 'OSS_CB_ERR_NOT_FOUND')
     expectCodedError(await post(running.origin, '/OSS/CALLBACK', { method: 'GET' }), 'OSS_CB_ERR_NOT_FOUND')
-    expectCodedError(await post(running.origin, '/healthz', { method: 'DELETE' }), 'OSS_CB_ERR_NOT_FOUND')
+  })
+
+  it('another method on a GET route: 405 OSS_CB_ERR_METHOD_NOT_ALLOWED with Allow: GET, HEAD', async () => {
+    for (const [path, method] of [['/healthz', 'DELETE'], ['/readyz', 'POST'], ['/metrics', 'PUT'], ['/healthz?x=1', 'OPTIONS']]) {
+      const res = await post(running.origin, path as string, { method })
+      expectCodedError(res, 'OSS_CB_ERR_METHOD_NOT_ALLOWED')
+      expect(res.headers.allow).toBe('GET, HEAD')
+    }
   })
 
   it('a signed callback to an unknown path: 404 OSS_CB_ERR_NOT_FOUND, its body never parsed', async () => {

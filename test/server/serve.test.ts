@@ -2,6 +2,7 @@ import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import { docCallback } from '../helpers/fixtures.js'
 import { runCli, type CliProcess } from '../helpers/process.js'
+import { answerJson, startUpstream } from '../helpers/upstream.js'
 
 let proc: CliProcess | undefined
 afterEach(() => { if (proc !== undefined && proc.child.exitCode === null) proc.kill('SIGKILL'); proc = undefined })
@@ -50,5 +51,32 @@ describe('oss-callback serve (a real process)', () => {
     expect(await proc!.exited).toBe(0)
     // The listener is closed: a new connection is refused.
     await expect(fetch(`${origin}/healthz`)).rejects.toThrow()
+  })
+
+  it('a second SIGTERM is logged and the in-flight callback still gets its 200, then exit 0', async () => {
+    // The upstream app takes a second; both signals land while the callback waits for it.
+    let arrived!: () => void
+    const atUpstream = new Promise<void>((resolve) => { arrived = resolve })
+    const upstream = await startUpstream((_req, res) => { arrived(); setTimeout(() => answerJson('{"from":"app"}')(_req, res), 1000) })
+    try {
+      const origin = await start({
+        OSS_CALLBACK_PATH: '/index.php',
+        OSS_CALLBACK_FORWARD_URL: upstream.url('/hook'),
+        OSS_CALLBACK_FORWARD_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+      })
+      const answer = fetch(`${origin}${docCallback.path}${docCallback.query}`, { method: 'POST', headers: docCallback.headers, body: docCallback.body })
+      answer.catch(() => {}) // awaited below; a failing run must not also report it unhandled
+      await atUpstream
+      proc!.kill('SIGTERM')
+      await proc!.waitFor(/shutting down/)
+      proc!.kill('SIGTERM')
+      await proc!.waitFor(/already shutting down/)
+      const res = await answer
+      expect(res.status).toBe(200)
+      expect(await res.json()).toEqual({ from: 'app' })
+      expect(await proc!.exited).toBe(0)
+    } finally {
+      await upstream.close()
+    }
   })
 })

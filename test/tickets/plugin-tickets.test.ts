@@ -142,7 +142,9 @@ describe('ticket endpoint (plugin, app authorize hook)', () => {
     expect([denied.statusCode, denied.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_TICKET_DENIED', 'Forbidden', 'The upload ticket request was refused')])
     const boom = await post('{}', 'application/json', 'boom')
     expect([boom.statusCode, boom.json()]).toEqual([500, errorBody(500, 'OSS_CB_ERR_INTERNAL', 'Internal Server Error', 'Internal error')])
-    expect((await h.app.inject({ method: 'GET', url: '/oss/upload-tickets' })).statusCode).toBe(405)
+    const wrongMethod = await h.app.inject({ method: 'GET', url: '/oss/upload-tickets' })
+    expect(wrongMethod.statusCode).toBe(405)
+    expect(wrongMethod.headers.allow).toBe('POST')
     // An empty body is an empty request: a ticket with a generated key.
     expect((await h.app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { 'x-user': 'bob' } })).statusCode).toBe(200)
     await h.app.close()
