@@ -132,6 +132,36 @@ describe('Redis ticket store (real redis-server)', () => {
     expect(() => createRedisTicketStore({ url: 'http://127.0.0.1:1' })).toThrow(/redis:\/\//)
   })
 
+  it('a consume whose deadline has already passed by Redis\'s clock leaves the ticket as it was', async () => {
+    const store = createRedisTicketStore({ url: redis.url })
+    const t = ticket()
+    await store.save(t, 60_000)
+    await expect(store.consume(t.id, { deadlineAt: Date.now() - 1000 })).rejects.toThrow(/after its deadline/)
+    expect(await store.client.get(`oss-callback:ticket:${t.id}`)).toBe(JSON.stringify(t))
+    expect(await store.consume(t.id, { deadlineAt: Date.now() + 2000 })).toEqual({ status: 'consumed', ticket: t })
+    await store.close()
+  })
+
+  it('a consume that timed out against a frozen Redis does not take the ticket when Redis resumes', async () => {
+    const frozen = await startRedisServer()
+    const store = createRedisTicketStore({ url: frozen.url, commandTimeoutMs: 300 })
+    try {
+      const t = ticket()
+      await store.save(t, 60_000)
+      process.kill(frozen.pid, 'SIGSTOP')
+      try {
+        await expect(store.consume(t.id)).rejects.toThrow(/timed out/)
+      } finally {
+        process.kill(frozen.pid, 'SIGCONT')
+      }
+      // The timed-out script reaches Redis first on the same connection, then this one.
+      expect(await store.consume(t.id)).toEqual({ status: 'consumed', ticket: t })
+    } finally {
+      await store.close()
+      await frozen.stop()
+    }
+  })
+
   it('fails fast, not forever, when Redis is gone', async () => {
     const dead = await startRedisServer()
     const store = createRedisTicketStore({ url: dead.url, commandTimeoutMs: 500 })
