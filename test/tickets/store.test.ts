@@ -162,6 +162,25 @@ describe('Redis ticket store (real redis-server)', () => {
     }
   })
 
+  it('a consume while the connection is down fails at once and is not sent when it comes back', async () => {
+    const store = createRedisTicketStore({ url: redis.url })
+    const admin = new Redis(redis.url)
+    clients.push(admin)
+    const t = ticket()
+    await store.save(t, 60_000)
+    const closed = new Promise((resolve) => store.client.once('close', resolve))
+    await admin.client('KILL', 'ID', String(await store.client.client('ID')))
+    await closed
+    const started = Date.now()
+    await expect(store.consume(t.id)).rejects.toThrow(/not ready/)
+    expect(Date.now() - started).toBeLessThan(100)
+    await new Promise((resolve) => store.client.once('ready', resolve))
+    // Anything queued would have gone out ahead of this on the new connection.
+    await store.client.ping()
+    expect(await admin.get(`oss-callback:ticket:${t.id}`)).toBe(JSON.stringify(t))
+    await store.close()
+  })
+
   it('fails fast, not forever, when Redis is gone', async () => {
     const dead = await startRedisServer()
     const store = createRedisTicketStore({ url: dead.url, commandTimeoutMs: 500 })
