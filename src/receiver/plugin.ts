@@ -351,7 +351,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     if (tickets !== undefined) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      ticket = await withDeadline(tickets.bind(callback), left)
+      ticket = await withDeadline(tickets.bind(callback, { deadlineAt: Date.now() + left }), left)
     }
     let payload: Buffer = DEFAULT_REPLY
     if (handler !== undefined) {

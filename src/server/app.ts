@@ -8,7 +8,7 @@ import { errorReplyOf, ossCallback, sendError, toOssError, type CallbackHandler 
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
 import { invalidOption, ossError, type OssCallbackError } from '../errors.js'
-import { createRedisTicketStore } from '../tickets/redis-store.js'
+import { createRedisTicketStore, type RedisTicketStoreOptions } from '../tickets/redis-store.js'
 import { bearerAuthorizer } from '../tickets/route.js'
 import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
@@ -32,6 +32,8 @@ export interface AppDependencies {
   forward?: { now?: () => number, messageId?: () => string }
   /** With tickets on: the store to use (and not close). Default: Redis when configured, else memory. */
   ticketStore?: TicketStore
+  /** The configured Redis store's timings (tests use short ones). Default: the store's own. */
+  redisTicketStore?: Pick<RedisTicketStoreOptions, 'commandTimeoutMs' | 'healthCheckIntervalMs' | 'healthCheckTimeoutMs'>
   /** The clock of upload tickets, epoch ms. Default `Date.now`. */
   now?: () => number
   /** Replace some of Node's request timeouts (tests use short ones). Default: {@link SERVER_TIMEOUTS}. */
@@ -218,7 +220,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   let ticketStore: TicketStore | undefined
   if (ticketConfig !== undefined) {
     ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined
-      ? createRedisTicketStore({ url: ticketConfig.redisUrl })
+      ? createRedisTicketStore({ ...deps.redisTicketStore, url: ticketConfig.redisUrl })
       : createMemoryTicketStore({ now: deps.now }))
     if (deps.ticketStore === undefined) {
       const owned = ticketStore
@@ -261,7 +263,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
-    if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected'))
+    if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected or not answering'))
     return { status: 'ready', verifier: verifier.verifierName }
   })
 

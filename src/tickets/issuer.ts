@@ -5,7 +5,7 @@ import { encodeCallbackParam } from '../protocol/callback-param.js'
 import {
   createPostForm, MAX_OBJECT_KEY_BYTES, MAX_POST_OBJECT_BYTES, type PostSignatureVersion
 } from '../protocol/post-policy.js'
-import { createMemoryTicketStore, type TicketStore, type UploadTicket } from './store.js'
+import { createMemoryTicketStore, type TicketConsumeOptions, type TicketStore, type UploadTicket } from './store.js'
 
 /** Options of {@link createUploadTickets}: what every ticket's policy is built from. */
 export interface UploadTicketsOptions {
@@ -90,8 +90,9 @@ export interface UploadTickets {
    * Consumes the ticket a verified callback carries, exactly once, and checks that the
    * callback's bucket, key and size are what the ticket allowed. Returns the ticket, or
    * `undefined` for a callback without one when those are allowed. Throws a coded error.
+   * `options.deadlineAt` (the callback's deadline) goes to the store's consume.
    */
-  bind (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>): Promise<UploadTicket | undefined>
+  bind (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>, options?: TicketConsumeOptions): Promise<UploadTicket | undefined>
   readonly store: TicketStore
   readonly allowCallbacksWithoutTicket: boolean
 }
@@ -280,7 +281,7 @@ export function createUploadTickets (options: UploadTicketsOptions): UploadTicke
     return { ticket: id, uploadUrl, key, expiresAt: ticket.expiresAt, maxSizeBytes: maxSize, fields: form.fields }
   }
 
-  async function bind (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>): Promise<UploadTicket | undefined> {
+  async function bind (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>, options?: TicketConsumeOptions): Promise<UploadTicket | undefined> {
     const id = callback.vars[TICKET_VAR]
     if (id === undefined || id === '') {
       if (allowWithout) return undefined
@@ -289,7 +290,7 @@ export function createUploadTickets (options: UploadTicketsOptions): UploadTicke
     if (!TICKET_ID.test(id)) throw ossError('TICKET_UNKNOWN', 'ticket id is malformed')
     let result
     try {
-      result = await store.consume(id)
+      result = await store.consume(id, options)
     } catch (cause) {
       if (isOssCallbackError(cause)) throw cause
       throw ossError('TICKET_STORE_FAILED', 'ticket store did not answer', cause)

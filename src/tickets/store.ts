@@ -27,6 +27,15 @@ export type TicketConsumeResult =
   | { status: 'used' }
   | { status: 'unknown' }
 
+/** Options of one {@link TicketStore.consume} call. */
+export interface TicketConsumeOptions {
+  /**
+   * The callback's deadline, epoch ms (wall clock). A consume that would take effect after it must not:
+   * the callback has been answered with an error by then, and its ticket must stay usable for the re-upload.
+   */
+  deadlineAt?: number
+}
+
 /**
  * Where tickets live between issue and callback. `consume` must be atomic: of any
  * number of concurrent calls for one id, across every process sharing the store,
@@ -35,9 +44,12 @@ export type TicketConsumeResult =
 export interface TicketStore {
   /** Saves a new ticket, kept (then remembered as used) for `retainMs` milliseconds. */
   save (ticket: UploadTicket, retainMs: number): Promise<void>
-  /** Marks the ticket used and returns it, the first time only; later calls see `used`. */
-  consume (id: string): Promise<TicketConsumeResult>
-  /** False while the store cannot answer (a Redis connection down). Default: always ready. */
+  /**
+   * Marks the ticket used and returns it, the first time only; later calls see `used`. A store whose
+   * command can run later than sent (Redis) must leave the ticket unused once `deadlineAt` has passed.
+   */
+  consume (id: string, options?: TicketConsumeOptions): Promise<TicketConsumeResult>
+  /** False while the store cannot answer (a Redis connection down or stalled). Default: always ready. */
   isReady? (): boolean
   /** Releases connections and timers. */
   close (): Promise<void>

@@ -8,6 +8,8 @@ import { join } from 'node:path'
 export interface RedisServer {
   url: string
   port: number
+  /** The redis-server process id (tests freeze it with SIGSTOP and resume it with SIGCONT). */
+  pid: number
   stop: () => Promise<void>
 }
 
@@ -46,9 +48,12 @@ export async function startRedisServer (): Promise<RedisServer> {
       return {
         port,
         url: `redis://127.0.0.1:${port}`,
+        pid: child.pid as number,
         stop: async () => {
           if (child.exitCode === null) {
             const exited = new Promise((resolve) => child.once('exit', resolve))
+            // A process a test left frozen would never act on SIGTERM.
+            child.kill('SIGCONT')
             child.kill('SIGTERM')
             await exited
           }

@@ -200,6 +200,64 @@ describe('two receiver instances sharing one Redis', () => {
     }
   })
 
+  it('a callback answered 503 while Redis is frozen leaves its ticket usable: the re-upload after Redis resumes gets 200', async () => {
+    const frozen = await startRedisServer()
+    const app = await buildApp(loadConfig(env({ OSS_CALLBACK_REDIS_URL: frozen.url })))
+    try {
+      await app.ready()
+      const cb = callbackForTicket(await issue(app), keyUrl)
+      process.kill(frozen.pid, 'SIGSTOP')
+      let res
+      const started = Date.now()
+      try {
+        res = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
+      } finally {
+        process.kill(frozen.pid, 'SIGCONT')
+      }
+      expect([res.statusCode, res.json()]).toMatchObject([503, { code: 'OSS_CB_ERR_TICKET_STORE_FAILED' }])
+      // The store gives up after its 2 s command timeout, within OSS's 5 s.
+      expect(Date.now() - started).toBeLessThan(4500)
+      const again = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
+      expect([again.statusCode, again.json()]).toMatchObject([200, { Status: 'OK' }])
+      const replay = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
+      expect(replay.json()).toMatchObject({ statusCode: 409, code: 'OSS_CB_ERR_TICKET_USED' })
+    } finally {
+      await app.close()
+      await frozen.stop()
+    }
+  })
+
+  it('readyz turns 503 within a few seconds of Redis freezing, and 200 again once it resumes', async () => {
+    const frozen = await startRedisServer()
+    const app = await buildApp(loadConfig(env({ OSS_CALLBACK_REDIS_URL: frozen.url })), {
+      redisTicketStore: { healthCheckIntervalMs: 100, healthCheckTimeoutMs: 200 }
+    })
+    async function readyzBecomes (status: number, withinMs: number): Promise<number> {
+      const started = Date.now()
+      for (;;) {
+        const res = await app.inject({ method: 'GET', url: '/readyz' })
+        if (res.statusCode === status) return Date.now() - started
+        if (Date.now() - started > withinMs) throw new Error(`readyz stayed ${res.statusCode} for ${withinMs} ms`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    try {
+      await app.ready()
+      await readyzBecomes(200, 3000)
+      process.kill(frozen.pid, 'SIGSTOP')
+      try {
+        expect(await readyzBecomes(503, 3000)).toBeLessThan(3000)
+        expect((await app.inject({ method: 'GET', url: '/readyz' })).json()).toMatchObject({ code: 'OSS_CB_ERR_NOT_READY' })
+      } finally {
+        process.kill(frozen.pid, 'SIGCONT')
+      }
+      expect(await readyzBecomes(200, 3000)).toBeLessThan(3000)
+    } finally {
+      await app.close()
+      await frozen.stop()
+    }
+  })
+
   it('answers 503 when Redis is down, and readyz says not ready', async () => {
     const dead = await startRedisServer()
     const app = await buildApp(loadConfig(env({ OSS_CALLBACK_REDIS_URL: dead.url })))

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ossCallback, type CallbackContext, type PluginTicketOptions } from '../../src/receiver/plugin.js'
 import type { IssuedTicket } from '../../src/tickets/issuer.js'
-import type { UploadTicket } from '../../src/tickets/store.js'
+import { createMemoryTicketStore, type TicketStore, type UploadTicket } from '../../src/tickets/store.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { testKeyPair } from '../helpers/keys.js'
 import { callbackForTicket } from '../helpers/tickets.js'
@@ -251,6 +251,22 @@ describe('callbacks bound to tickets', () => {
     expect(h.seen).toHaveLength(0)
     // The ticket was not spent by the refused callback.
     expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
+    await h.app.close()
+  })
+
+  it('hands the callback\'s deadline to the store\'s consume, so a store that runs it late can leave the ticket alone', async () => {
+    const memory = createMemoryTicketStore()
+    const deadlines: Array<number | undefined> = []
+    const store: TicketStore = { ...memory, consume: async (id, options) => { deadlines.push(options?.deadlineAt); return await memory.consume(id, options) } }
+    const h = await harness({ store })
+    const cb = callbackForTicket(await h.issue(), keyUrl)
+    const before = Date.now()
+    expect((await h.send(cb)).statusCode).toBe(200)
+    const after = Date.now()
+    // The plugin's default deadline is 4500 ms from the request's arrival.
+    expect(deadlines).toHaveLength(1)
+    expect(deadlines[0]).toBeGreaterThanOrEqual(before + 4500 - 1)
+    expect(deadlines[0]).toBeLessThanOrEqual(after + 4500)
     await h.app.close()
   })
 

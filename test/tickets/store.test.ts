@@ -132,6 +132,55 @@ describe('Redis ticket store (real redis-server)', () => {
     expect(() => createRedisTicketStore({ url: 'http://127.0.0.1:1' })).toThrow(/redis:\/\//)
   })
 
+  it('a consume whose deadline has already passed by Redis\'s clock leaves the ticket as it was', async () => {
+    const store = createRedisTicketStore({ url: redis.url })
+    const t = ticket()
+    await store.save(t, 60_000)
+    await expect(store.consume(t.id, { deadlineAt: Date.now() - 1000 })).rejects.toThrow(/after its deadline/)
+    expect(await store.client.get(`oss-callback:ticket:${t.id}`)).toBe(JSON.stringify(t))
+    expect(await store.consume(t.id, { deadlineAt: Date.now() + 2000 })).toEqual({ status: 'consumed', ticket: t })
+    await store.close()
+  })
+
+  it('a consume that timed out against a frozen Redis does not take the ticket when Redis resumes', async () => {
+    const frozen = await startRedisServer()
+    const store = createRedisTicketStore({ url: frozen.url, commandTimeoutMs: 300 })
+    try {
+      const t = ticket()
+      await store.save(t, 60_000)
+      process.kill(frozen.pid, 'SIGSTOP')
+      try {
+        await expect(store.consume(t.id)).rejects.toThrow(/timed out/)
+      } finally {
+        process.kill(frozen.pid, 'SIGCONT')
+      }
+      // The timed-out script reaches Redis first on the same connection, then this one.
+      expect(await store.consume(t.id)).toEqual({ status: 'consumed', ticket: t })
+    } finally {
+      await store.close()
+      await frozen.stop()
+    }
+  })
+
+  it('a consume while the connection is down fails at once and is not sent when it comes back', async () => {
+    const store = createRedisTicketStore({ url: redis.url })
+    const admin = new Redis(redis.url)
+    clients.push(admin)
+    const t = ticket()
+    await store.save(t, 60_000)
+    const closed = new Promise((resolve) => store.client.once('close', resolve))
+    await admin.client('KILL', 'ID', String(await store.client.client('ID')))
+    await closed
+    const started = Date.now()
+    await expect(store.consume(t.id)).rejects.toThrow(/not ready/)
+    expect(Date.now() - started).toBeLessThan(100)
+    await new Promise((resolve) => store.client.once('ready', resolve))
+    // Anything queued would have gone out ahead of this on the new connection.
+    await store.client.ping()
+    expect(await admin.get(`oss-callback:ticket:${t.id}`)).toBe(JSON.stringify(t))
+    await store.close()
+  })
+
   it('fails fast, not forever, when Redis is gone', async () => {
     const dead = await startRedisServer()
     const store = createRedisTicketStore({ url: dead.url, commandTimeoutMs: 500 })
