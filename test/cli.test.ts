@@ -17,7 +17,8 @@ describe('oss-callback command line', () => {
     holder = undefined
   })
 
-  it.each([[], ...COMMANDS.map((c) => [c])])('%s --help prints usage on stdout, exits 0, listens on nothing and loads no server library', async (...command: string[]) => {
+  it.each(['', ...COMMANDS])('oss-callback %s --help prints usage on stdout, exits 0, listens on nothing and loads no server library', async (name) => {
+    const command = name === '' ? [] : [name]
     // A port that would be taken if the command listened: it must not matter.
     const proc = runCli(['--import', REPORT_LOADED, 'dist/cli.js', ...command, '--help'], { PORT: '0', HOST: '127.0.0.1' }, { raw: true })
     expect(await proc.exited).toBe(0)
