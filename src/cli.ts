@@ -1,58 +1,111 @@
 #!/usr/bin/env node
-import { isOssCallbackError } from './errors.js'
-import { loadConfig } from './server/config.js'
-import { serve } from './server/serve.js'
-import { runDemoCommand } from './demo/command.js'
+import { readFileSync } from 'node:fs'
 
-const USAGE = `Usage: oss-callback <command>
+// Kept thin on purpose: each command's module is imported only when that command runs, so
+// `oss-callback --help` and `<command> --help` never load fastify, ali-oss or Redis's client.
+
+const USAGE = `Usage: oss-callback <command> [--help]
 
 Commands:
-  serve    run the standalone callback receiver (configured by environment variables; see README)
+  serve    run the standalone callback receiver (configured by environment variables; serve --help)
   sim      run a local OSS stand-in that performs upload callbacks as OSS does (sim --help)
   upload   upload a file with an upload callback and print the relayed reply (upload --help)
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
+
+Options:
+  -h, --help       show this help
+  -v, --version    print the version
 `
+
+const SERVE_USAGE = `Usage: oss-callback serve
+
+Runs the standalone callback receiver until SIGTERM or SIGINT. It takes no arguments: it is
+configured by environment variables (PORT, HOST, OSS_CALLBACK_PATH, OSS_CALLBACK_KEY_ORIGINS,
+OSS_CALLBACK_FORWARD_URL, OSS_CALLBACK_TICKET_TOKEN, REDIS_URL, ...; the README's configuration
+table lists them all), so that a container and a shell start it the same way.
+
+Options:
+  -h, --help    show this help
+`
+
+/** Thrown for a command line the program cannot run: printed as one line, exit 1. */
+class UsageError extends Error {}
+
+const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg === '-h'
+
+function version (): string {
+  // ../package.json from both src/cli.ts and dist/cli.js.
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
 async function main (argv: string[]): Promise<number | undefined> {
-  const [command] = argv
+  const [command, ...rest] = argv
   switch (command) {
     case 'serve': {
-      const config = loadConfig(process.env)
-      await serve(config)
+      if (rest.length === 1 && isHelp(rest[0])) {
+        process.stdout.write(SERVE_USAGE)
+        return 0
+      }
+      if (rest.length > 0) throw new UsageError(`serve takes no arguments (it is configured by environment variables), got ${JSON.stringify(rest[0])}; see oss-callback serve --help`)
+      const [{ loadConfig }, { serve }] = await Promise.all([import('./server/config.js'), import('./server/serve.js')])
+      await serve(loadConfig(process.env))
       return undefined
     }
     case 'upload': {
-      // Loaded on demand: ali-oss and its HTTP stack are not needed by the other commands.
       const { abortOnSigint, runUploadCommand } = await import('./client/command.js')
-      return await runUploadCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr, deps: { signal: abortOnSigint() } })
+      return await runUploadCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr, deps: { signal: abortOnSigint() } })
     }
     case 'sim': {
       const { runSimCommand } = await import('./sim/commands.js')
-      return (await runSimCommand(argv.slice(1))) === undefined ? 0 : undefined
+      return (await runSimCommand(rest)) === undefined ? 0 : undefined
     }
     case 'send': {
       const { runSendCommand } = await import('./sim/commands.js')
-      return await runSendCommand(argv.slice(1))
+      return await runSendCommand(rest)
     }
-    case 'demo':
-      return (await runDemoCommand(argv.slice(1))) === undefined ? 0 : undefined
+    case 'demo': {
+      const { runDemoCommand } = await import('./demo/command.js')
+      return (await runDemoCommand(rest)) === undefined ? 0 : undefined
+    }
     case undefined:
+      process.stderr.write(USAGE)
+      return 1
     case '-h':
     case '--help':
-      process.stdout.write(USAGE)
-      return command === undefined ? 1 : 0
+    case '-v':
+    case '--version':
+      if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got ${JSON.stringify(rest[0])}`)
+      process.stdout.write(isHelp(command) ? USAGE : `${version()}\n`)
+      return 0
     default:
-      process.stderr.write(`oss-callback: unknown command ${JSON.stringify(command)}\n${USAGE}`)
-      return 1
+      throw new UsageError(command.startsWith('-')
+        ? `unknown option ${JSON.stringify(command)}; see oss-callback --help`
+        : `unknown command ${JSON.stringify(command)}; see oss-callback --help`)
   }
+}
+
+interface ListenError { code?: unknown, syscall?: unknown, address?: unknown, port?: unknown }
+
+/** One line for anything that stops a command. */
+function describeFailure (err: unknown): string {
+  if (err instanceof UsageError) return err.message
+  const e = (err ?? {}) as ListenError & { message?: unknown }
+  if (e.syscall === 'listen' && typeof e.code === 'string') {
+    const where = typeof e.address === 'string' ? `${e.address.includes(':') ? `[${e.address}]` : e.address}:${String(e.port)}` : String(e.port ?? '?')
+    const why = e.code === 'EADDRINUSE' ? 'address already in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'address not available' : 'listen failed'
+    return `cannot listen on ${where}: ${why} (${e.code})`
+  }
+  const message = String(e.message ?? err).split('\n')[0] as string
+  // Coded errors of the registry (OSS_CB_ERR_*) carry their code; printed beside the message.
+  return typeof e.code === 'string' && e.code.startsWith('OSS_CB_ERR_') ? `${message} (${e.code})` : message
 }
 
 main(process.argv.slice(2)).then((code) => {
   if (code !== undefined) process.exitCode = code
 }, (err: unknown) => {
-  const message = isOssCallbackError(err) ? `${err.message} (${err.code})` : String((err as Error)?.message ?? err)
-  process.stderr.write(`oss-callback: ${message}\n`)
+  process.stderr.write(`oss-callback: ${describeFailure(err)}\n`)
   process.exitCode = 1
 })

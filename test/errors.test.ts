@@ -12,6 +12,10 @@ describe('the README error table', () => {
     expect([...rows].sort(sort)).toEqual([...registry].sort(sort))
   })
 
+  it('lists the codes in the registry\'s order', () => {
+    expect(rows.map((r) => r.code)).toEqual(listErrorCodes().map((e) => e.code))
+  })
+
   it('names no code the registry lacks anywhere in the README', () => {
     const registered = new Set(listErrorCodes().map((e) => e.code))
     const mentioned = new Set([...readme.matchAll(/OSS_CB_ERR_[A-Z0-9_]+/g)].map((m) => m[0]))

@@ -1,8 +1,7 @@
 import { isOssCallbackError } from '../errors.js'
 import { parseUploadArgs, UPLOAD_USAGE } from './args.js'
-import { createProgressReporter, type ProgressStream } from './progress.js'
-import { describeResult } from './result.js'
-import { upload, type UploadDependencies } from './upload.js'
+import type { createProgressReporter, ProgressStream } from './progress.js'
+import type { UploadDependencies } from './upload.js'
 
 /** Where `oss-callback upload` reads and writes; the process's own streams and environment by default. */
 export interface UploadCommandIo {
@@ -56,6 +55,8 @@ async function run (argv: readonly string[], io: UploadCommandIo): Promise<numbe
       io.stdout.write(UPLOAD_USAGE)
       return 0
     }
+    // Loaded after the arguments: `upload --help` and a usage error stay fast without ali-oss.
+    const [{ createProgressReporter }, { describeResult }, { upload }] = await Promise.all([import('./progress.js'), import('./result.js'), import('./upload.js')])
     reporter = createProgressReporter(io.stderr, parsed.options.post === true ? 'post' : 'upload')
     const result = await upload(parsed.options, { ...io.deps, onProgress: reporter.update })
     reporter.stop()
@@ -69,8 +70,8 @@ async function run (argv: readonly string[], io: UploadCommandIo): Promise<numbe
     reporter?.stop()
     if (isOssCallbackError(err)) {
       const reason = err.code === 'OSS_CB_ERR_INVALID_CALLBACK_PARAM' && err.reason !== undefined ? `: ${err.reason}` : ''
-      io.stderr.write(`oss-callback upload: ${err.code}: ${err.message}${reason}\n`)
-      if (err.code === 'OSS_CB_ERR_INVALID_OPTION') io.stderr.write('Run "oss-callback upload --help" for the options.\n')
+      const hint = err.code === 'OSS_CB_ERR_INVALID_OPTION' ? '; see oss-callback upload --help' : ''
+      io.stderr.write(`oss-callback upload: ${err.code}: ${err.message}${reason}${hint}\n`)
     } else {
       io.stderr.write(`oss-callback upload: ${(err as Error)?.message ?? String(err)}\n`)
     }

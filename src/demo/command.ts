@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util'
-import closeWithGrace from 'close-with-grace'
 import { invalidOption } from '../errors.js'
-import { DEMO_BUCKET, startDemo, type Demo } from './demo.js'
+import type { Demo } from './demo.js'
 
 export const DEMO_USAGE = `Usage: oss-callback demo [--port 8000] [--host 127.0.0.1]
 
@@ -32,6 +31,8 @@ export async function runDemoCommand (argv: string[], io: DemoIo = { stdout: (t)
     return undefined
   }
   if (values.port !== undefined && (!/^\d+$/.test(values.port) || Number(values.port) > 65535)) throw invalidOption('--port must be a whole number from 0 to 65535')
+  // Loaded here, not at the top: `demo --help` stays fast without fastify and the simulator.
+  const [{ DEMO_BUCKET, startDemo }, { default: closeWithGrace }] = await Promise.all([import('./demo.js'), import('close-with-grace')])
   const demo = await startDemo({
     ...(values.port === undefined ? {} : { port: Number(values.port) }),
     ...(values.host === undefined ? {} : { host: values.host }),

@@ -11,9 +11,17 @@ const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
  * Builds the receiver, listens, and closes gracefully on SIGTERM/SIGINT:
  * the listener stops, in-flight callbacks finish, then the process exits 0. A second
  * signal is logged and changes nothing: the same grace period still runs.
+ * A failed listen (port taken, address not available) closes the app and rejects.
  */
 export async function serve (config: ServerConfig, deps: AppDependencies = {}): Promise<FastifyInstance> {
   const app = await buildApp(config, deps)
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    // Before the graceful-close handlers exist: with them, a failed listen closed "gracefully" and exited 0.
+    await app.close()
+    throw err
+  }
   // close-with-grace exits at once on a second signal, dropping callbacks in flight (a second Ctrl-C, or an
   // orchestrator that repeats SIGTERM): it is given no SIGTERM/SIGINT, which are handled here instead.
   let stopping = false
@@ -32,6 +40,5 @@ export async function serve (config: ServerConfig, deps: AppDependencies = {}): 
     void grace.close()
   }
   for (const signal of STOP_SIGNALS) process.on(signal, onStopSignal)
-  await app.listen({ host: config.host, port: config.port })
   return app
 }

@@ -183,7 +183,7 @@ describe('runUploadCommand usage errors', () => {
     expect(t.err()).toBe('oss-callback upload: OSS_CB_ERR_INVALID_CALLBACK_PARAM: The callback parameter is invalid: A callback variable name must be lower case, start with x: and use a-z 0-9 _ - . only.\n')
     const t2 = io()
     expect(await runUploadCommand(['f.txt'], t2.io)).toBe(1)
-    expect(t2.err()).toBe('oss-callback upload: OSS_CB_ERR_INVALID_OPTION: Invalid option: --endpoint is required\nRun "oss-callback upload --help" for the options.\n')
+    expect(t2.err()).toBe('oss-callback upload: OSS_CB_ERR_INVALID_OPTION: Invalid option: --endpoint is required; see oss-callback upload --help\n')
   })
 
   it('prints help on stdout and exits 0', async () => {

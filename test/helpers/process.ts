@@ -16,9 +16,12 @@ export interface CliProcess {
   kill: (signal?: NodeJS.Signals) => void
 }
 
-/** Starts `node dist/cli.js <args>` in the repository root with `env` added to a minimal environment. */
-export function runCli (args: string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, ['dist/cli.js', ...args], {
+/**
+ * Starts `node dist/cli.js <args>` in the repository root with `env` added to a minimal environment;
+ * with `raw`, `args` are Node's own (for flags before the script).
+ */
+export function runCli (args: string[], env: Record<string, string> = {}, { raw = false } = {}): CliProcess {
+  const child = spawn(process.execPath, raw ? args : ['dist/cli.js', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
