@@ -1,7 +1,8 @@
 // Shared by the bench processes: the callback every scenario receives, and child-process plumbing.
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { buildStringToSign, signCallback, splitRequestTarget } from '../dist/index.js'
+import { signCallback } from '../dist/protocol/signature.js'
+import { buildStringToSign, splitRequestTarget } from '../dist/protocol/string-to-sign.js'
 
 export const CALLBACK_PATH = '/oss/callback'
 

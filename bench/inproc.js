@@ -6,7 +6,8 @@
 import { generateKeyPairSync } from 'node:crypto'
 import Fastify, { LogController } from 'fastify'
 import formbody from '@fastify/formbody'
-import { createCallbackVerifier, ossCallback } from '../dist/index.js'
+import { createCallbackVerifier } from '../dist/index.js'
+import { ossCallback } from '../dist/fastify.js'
 import { CALLBACK_BODY, CALLBACK_PATH, signedCallback } from './common.js'
 
 const rounds = Number(process.argv[2] ?? 9)

@@ -2,9 +2,10 @@
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { promisify } from 'node:util'
-import {
-  buildStringToSign, createCallbackVerifier, createForgeVerifier, nodeCryptoVerifier, signCallback, splitRequestTarget
-} from '../dist/index.js'
+import { createCallbackVerifier } from '../dist/index.js'
+import { buildStringToSign, splitRequestTarget } from '../dist/protocol/string-to-sign.js'
+import { signCallback } from '../dist/protocol/signature.js'
+import { createForgeVerifier, nodeCryptoVerifier } from '../dist/receiver/signature-verifier.js'
 import { boundLifetime, CALLBACK_BODY, CALLBACK_PATH, config, signedCallback } from './common.js'
 
 const { seconds, opensslSeconds, lifetimeMs } = config()

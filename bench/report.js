@@ -14,6 +14,8 @@ export function targets (r) {
   if (r.coldBurst !== null) rows.push({ what: 'cold burst key fetches', target: '= 1', value: r.coldBurst.keyFetches, met: r.coldBurst.keyFetches === 1 })
   // The quick run's few thousand callbacks are still warm-up: the memory target applies to the full run.
   if (r.memory !== null) rows.push({ what: `RSS growth from ${fmt(r.memory.firstCallbacks)} to ${fmt(r.memory.callbacks)} callbacks`, target: '<= 10 %', value: `${r.memory.growthAfterFirstPct} %`, met: r.kind === 'quick' ? null : r.memory.growthAfterFirstPct <= 10 })
+  const rootImport = r.imports?.entries.find((e) => e.specifier === 'oss-callback')
+  if (rootImport !== undefined) rows.push({ what: '`oss-callback` cold import, median', target: '<= 60 ms', value: `${rootImport.medianMs} ms`, met: rootImport.medianMs <= 60 })
   return rows
 }
 
@@ -102,6 +104,21 @@ export function renderMarkdown (r) {
     lines.push(`Plugin with the 512-bit key. RSS before any callback ${mem.rssBeforeMiB} MiB; after ${fmt(mem.firstCallbacks)} callbacks ${mem.rssAfterFirstMiB} MiB; ` +
       `after ${fmt(mem.callbacks)} callbacks ${mem.rssAfterMiB} MiB (${mem.growthAfterFirstPct >= 0 ? '+' : ''}${mem.growthAfterFirstPct} % over the level after ${fmt(mem.firstCallbacks)}). ` +
       `Heap used: ${mem.heapUsedAfterFirstMiB} MiB, then ${mem.heapUsedAfterMiB} MiB.`, '')
+  }
+  if (r.imports !== null && r.imports !== undefined) {
+    const mib = (b) => fmt(b / 2 ** 20, 1)
+    lines.push('## Import cost', '')
+    lines.push(`Each entry point imported cold in a fresh \`node\` process: the time from \`import()\` to its resolution, measured inside the process ` +
+      `(median of ${r.imports.entries[0]?.runs ?? 'n/a'} processes run one after another), and the modules it loads (a resolve hook plus \`require.cache\`, in a separate run).`, '')
+    lines.push('| Entry point | median (ms) | min–max (ms) | modules | packages from node_modules |')
+    lines.push('| --- | ---: | ---: | ---: | --- |')
+    for (const e of r.imports.entries) {
+      const pk = e.packages.length <= 4 ? e.packages.map((p) => `\`${p}\``).join(', ') : `${e.packages.length} (${e.packages.slice(0, 4).map((p) => `\`${p}\``).join(', ')}, …)`
+      lines.push(`| \`${e.specifier}\` | ${fmt(e.medianMs, 1)} | ${fmt(e.minMs, 1)}–${fmt(e.maxMs, 1)} | ${e.modules} | ${pk || 'none'} |`)
+    }
+    const i = r.imports.install
+    lines.push('', `A consumer's \`npm install oss-callback\` (the packed tarball, ${mib(i.tarballBytes)} MiB, ${mib(i.unpackedBytes)} MiB unpacked, installed with \`--omit=dev\` into an empty project): ` +
+      `**${i.packages} packages, ${mib(i.nodeModulesBytes)} MiB** in node_modules.`, '')
   }
   lines.push(`Whole run: ${r.elapsedS} s.`, '')
   return lines.join('\n')

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,imports,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { ask, forkChild, nextMessage, signedCallback } from './common.js'
+import { entryImportCosts, installSize } from './import-cost.js'
 import { renderMarkdown } from './report.js'
 
 const { values: args } = parseArgs({
@@ -151,7 +152,8 @@ const results = {
   cpuRatios: {},
   micro: null,
   coldBurst: null,
-  memory: null
+  memory: null,
+  imports: null
 }
 
 try {
@@ -251,6 +253,17 @@ try {
     } finally {
       await server.stop()
     }
+  }
+
+  if (wanted('imports')) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    const specifiers = Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => k === '.' ? 'oss-callback' : `oss-callback/${k.slice(2)}`)
+    const runs = quick ? 3 : 10
+    log(`import cost: ${specifiers.length} entry points, ${runs} fresh processes each, then npm install of the packed tarball`)
+    results.imports = { entries: await entryImportCosts(specifiers, runs), install: await installSize() }
+    for (const e of results.imports.entries) log(`${e.specifier}: median ${e.medianMs} ms, ${e.modules} modules`)
+    const i = results.imports.install
+    log(`npm install oss-callback --omit=dev: ${i.packages} packages, ${Math.round(i.nodeModulesBytes / 2 ** 20 * 10) / 10} MiB`)
   }
 } finally {
   keyServer.child.send({ type: 'stop' })

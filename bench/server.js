@@ -5,7 +5,10 @@ import { verify as cryptoVerify } from 'node:crypto'
 import { parse as parseQuery } from 'node:querystring'
 import Fastify, { LogController } from 'fastify'
 import formbody from '@fastify/formbody'
-import { buildStringToSign, createCallbackVerifier, createForgeVerifier, ossCallback, splitRequestTarget } from '../dist/index.js'
+import { createCallbackVerifier } from '../dist/index.js'
+import { ossCallback } from '../dist/fastify.js'
+import { buildStringToSign, splitRequestTarget } from '../dist/protocol/string-to-sign.js'
+import { createForgeVerifier } from '../dist/receiver/signature-verifier.js'
 import { boundLifetime, CALLBACK_PATH, config } from './common.js'
 
 const { scenario, keyOrigin, lifetimeMs } = config()

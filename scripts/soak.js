@@ -24,7 +24,7 @@ if (process.argv[2] === ROLE_SERVER) {
 
 /** The receiver under test, in its own process so that its memory is measured alone. */
 async function runServer () {
-  const { buildApp, loadConfig } = await import('../dist/index.js')
+  const { buildApp, loadConfig } = await import('../dist/server.js')
   const count = Number(process.env.SOAK_COUNT)
   const seen = new Uint8Array(count)
   let handled = 0
@@ -73,7 +73,8 @@ async function runSoak () {
   const connections = Number(values.connections)
   if (!Number.isSafeInteger(count) || count <= 0 || count > 10_000_000) throw new Error('--count must be a whole number from 1 to 10000000')
   if (!Number.isSafeInteger(connections) || connections <= 0 || connections > 1000) throw new Error('--connections must be a whole number from 1 to 1000')
-  const { buildStringToSign, splitRequestTarget, signCallback } = await import('../dist/index.js')
+  const { buildStringToSign, splitRequestTarget } = await import('../dist/protocol/string-to-sign.js')
+  const { signCallback } = await import('../dist/protocol/signature.js')
 
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 512, publicExponent: 65537 })
   const pem = publicKey.export({ type: 'spki', format: 'pem' })

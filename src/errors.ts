@@ -11,10 +11,10 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
  * This module is a leaf: it imports nothing from the rest of `src/`, so the
  * pure `protocol/` layer may throw these errors too.
  */
-type Coded = FastifyErrorConstructor<{ code: string, statusCode: number }, [{ cause: unknown }?]>
+type Coded<C extends string> = FastifyErrorConstructor<{ code: C, statusCode: number }, [{ cause: unknown }?]>
 
-function define (code: string, statusCode: number, message: string): Coded {
-  return createError(code, message, statusCode) as Coded
+function define<C extends `OSS_CB_ERR_${string}`> (code: C, statusCode: number, message: string): Coded<C> {
+  return createError(code, message, statusCode) as Coded<C>
 }
 
 export const errors = {
@@ -54,6 +54,12 @@ export const errors = {
   HANDLER_FAILED: define('OSS_CB_ERR_HANDLER_FAILED', 500, 'The callback handler failed'),
   /** The handler's reply cannot be sent to OSS (not JSON-serialisable, or over 1 MB). */
   REPLY_INVALID: define('OSS_CB_ERR_REPLY_INVALID', 500, 'The callback reply is not valid for OSS'),
+  /**
+   * Express and Fetch API adapters: something (a global `express.json()`, `await request.json()`)
+   * read the request before verification, so the signed bytes are gone. The message names the fix.
+   */
+  BODY_ALREADY_READ: define('OSS_CB_ERR_BODY_ALREADY_READ', 500,
+    'The callback body was already read by a body parser: mount the oss-callback middleware before express.json() and express.urlencoded() (or give those their own routes), and never read the request before verifying it'),
   /** An unexpected internal error. */
   INTERNAL: define('OSS_CB_ERR_INTERNAL', 500, 'Internal error'),
   /** The public key could not be fetched (network error, non-200, redirect, over the size cap). */
@@ -95,16 +101,19 @@ export const errors = {
   /** The ticket store (Redis) did not answer. */
   TICKET_STORE_FAILED: define('OSS_CB_ERR_TICKET_STORE_FAILED', 503, 'The upload ticket store is unavailable'),
   /** An option or environment variable has a bad value (thrown at start-up, never answered). */
-  INVALID_OPTION: createError('OSS_CB_ERR_INVALID_OPTION', 'Invalid option: %s', 500) as FastifyErrorConstructor<{ code: string, statusCode: number }, [string]>,
+  INVALID_OPTION: createError('OSS_CB_ERR_INVALID_OPTION', 'Invalid option: %s', 500) as FastifyErrorConstructor<{ code: 'OSS_CB_ERR_INVALID_OPTION', statusCode: number }, [string]>,
   /** Neither node:crypto nor the node-forge fallback verified the known OSS callback at start-up. */
   SELF_TEST_FAILED: define('OSS_CB_ERR_SELF_TEST_FAILED', 500, 'The start-up self-test failed')
 } as const
 
 export type OssCallbackErrorName = keyof typeof errors
 
+/** Every error code oss-callback answers with or throws: `'OSS_CB_ERR_MISSING_HEADER' | …`. */
+export type OssCallbackErrorCode = InstanceType<(typeof errors)[OssCallbackErrorName]>['code']
+
 /** An error from the registry: it has a stable `code` and an HTTP `statusCode`. */
 export interface OssCallbackError extends Error {
-  code: string
+  code: OssCallbackErrorCode
   statusCode: number
   /** Why, for the log only: a fixed phrase chosen by the code, never caller input. */
   reason?: string

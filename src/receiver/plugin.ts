@@ -1,13 +1,15 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { STATUS_CODES } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import { invalidOption, isOssCallbackError, ossError, type ErrorReply, type OssCallbackError } from '../errors.js'
+import { invalidOption, isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
 import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
 import type { UploadTicket } from '../tickets/store.js'
 import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from './lingering-close.js'
+import { DEFAULT_REPLY, errorReplyOf, replyBytes } from './reply.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
+
+export { errorReplyOf, MAX_REPLY_BYTES, RawJsonReply } from './reply.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -81,55 +83,6 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
   lingeringClose?: Partial<LingerOptions>
 }
 
-/** OSS refuses callback replies over 1 MB; stay under it. */
-export const MAX_REPLY_BYTES = 1_000_000
-const DEFAULT_REPLY: Buffer = Buffer.from('{"Status":"OK"}')
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
-/**
- * A reply that is already JSON bytes (for example an upstream app's answer in
- * forward mode), sent to OSS unchanged instead of being serialised again.
- * Create it with {@link RawJsonReply.from}, which checks what OSS checks.
- */
-export class RawJsonReply {
-  /** The exact bytes to send. */
-  readonly bytes: Buffer
-  private constructor (bytes: Buffer) { this.bytes = bytes }
-
-  /**
-   * Wraps `bytes` after checking them: at most {@link MAX_REPLY_BYTES}, UTF-8 without
-   * a byte-order mark (OSS refuses one), and parseable JSON. Throws `OSS_CB_ERR_REPLY_INVALID`.
-   */
-  static from (bytes: Buffer): RawJsonReply {
-    if (bytes.length > MAX_REPLY_BYTES) throw ossError('REPLY_INVALID', 'raw reply over 1 MB')
-    let text: string
-    try {
-      text = utf8.decode(bytes)
-    } catch {
-      throw ossError('REPLY_INVALID', 'raw reply is not UTF-8')
-    }
-    if (text.charCodeAt(0) === 0xfeff) throw ossError('REPLY_INVALID', 'raw reply starts with a byte-order mark')
-    try {
-      JSON.parse(text)
-    } catch (err) {
-      throw ossError('REPLY_INVALID', 'raw reply is not JSON', jsonFailure(err))
-    }
-    return new RawJsonReply(bytes)
-  }
-}
-
-/**
- * A JSON parse error reduced to its kind and position. V8's message quotes the text it failed on, and
- * here that text is an upstream's or a handler's answer: it must not reach the logs.
- */
-function jsonFailure (err: unknown): Error {
-  const kind = err instanceof Error ? err.name : 'Error'
-  const position = err instanceof Error ? /\bat position (\d+)/.exec(err.message)?.[1] : undefined
-  const failure = new Error(position === undefined ? kind : `${kind} at position ${position}`)
-  failure.name = 'JsonParseFailure'
-  return failure
-}
-
 const MAX_LOGGED_HEADER_CHARS = 128
 
 /**
@@ -148,11 +101,6 @@ function checkPositive (name: string, value: number | undefined, fallback: numbe
     throw invalidOption(`${name} must be a whole number from 1 to ${max}, got ${String(value)}`)
   }
   return value
-}
-
-/** The JSON error reply for a coded error. */
-export function errorReplyOf (err: OssCallbackError): ErrorReply {
-  return { statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message }
 }
 
 /** Maps Fastify's own body errors into the registry; anything unknown becomes `OSS_CB_ERR_INTERNAL`. */
@@ -175,21 +123,6 @@ export function toOssError (err: FastifyError | Error): OssCallbackError {
 export function sendError (reply: FastifyReply, err: OssCallbackError): FastifyReply {
   const body = Buffer.from(JSON.stringify(errorReplyOf(err)))
   return reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8').header('content-length', body.length).send(body)
-}
-
-function serialiseReply (value: unknown): Buffer {
-  if (value === undefined) return DEFAULT_REPLY
-  if (value instanceof RawJsonReply) return value.bytes
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch (cause) {
-    throw ossError('REPLY_INVALID', 'handler reply is not JSON-serialisable', cause)
-  }
-  if (text === undefined) throw ossError('REPLY_INVALID', 'handler reply is not JSON-serialisable')
-  const bytes = Buffer.from(text)
-  if (bytes.length > MAX_REPLY_BYTES) throw ossError('REPLY_INVALID', 'handler reply over 1 MB')
-  return bytes
 }
 
 function handlerFailure (err: unknown): OssCallbackError {
@@ -357,7 +290,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     if (handler !== undefined) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      payload = serialiseReply(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
+      payload = replyBytes(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
     }
     request.log.debug({ ossRequestId: headerForLog(callback.requestId), keySource: callback.keySource }, 'callback verified')
     if (onSuccess !== undefined) onSuccess(callback, request)

@@ -1,5 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto'
-import forge from 'node-forge'
+import { createRequire } from 'node:module'
+import type forgeTypes from 'node-forge'
 import { decodeStrictBase64 } from '../protocol/base64.js'
 import { modulusBytes, verifyWithNodeCrypto } from '../protocol/signature.js'
 import { buildStringToSign, splitRequestTarget } from '../protocol/string-to-sign.js'
@@ -22,12 +23,15 @@ export const nodeCryptoVerifier: SignatureVerifier = verifyWithNodeCrypto
  * RSA. Forge keys are converted once per `KeyObject`.
  */
 export function createForgeVerifier (): SignatureVerifier {
-  const forgeKeys = new WeakMap<KeyObject, forge.pki.rsa.PublicKey>()
+  // Loaded here, not at the top: most hosts pass the self-test with node:crypto, and node-forge
+  // is a large module an `import 'oss-callback'` should not pay for. It is CommonJS, so require is synchronous.
+  const forge = createRequire(import.meta.url)('node-forge') as typeof forgeTypes
+  const forgeKeys = new WeakMap<KeyObject, forgeTypes.pki.rsa.PublicKey>()
   return (key, data, signature) => {
     if (signature.length !== modulusBytes(key)) return false
     let forgeKey = forgeKeys.get(key)
     if (forgeKey === undefined) {
-      forgeKey = forge.pki.publicKeyFromPem(key.export({ type: 'spki', format: 'pem' }).toString()) as forge.pki.rsa.PublicKey
+      forgeKey = forge.pki.publicKeyFromPem(key.export({ type: 'spki', format: 'pem' }).toString()) as forgeTypes.pki.rsa.PublicKey
       forgeKeys.set(key, forgeKey)
     }
     // The digest comes from node:crypto when it can; forge's own MD5 otherwise.
