@@ -77,7 +77,8 @@ export interface VerifyOptions {
 }
 
 // 8192-bit signatures are 1368 base64 characters; key URLs are capped by the policy.
-const MAX_SIGNATURE_CHARS = 1368
+/** The longest `authorization` header accepted, in base64 characters. */
+export const MAX_SIGNATURE_CHARS = 1368
 const MAX_KEY_URL_B64_CHARS = 2732
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
 const MAX_ACCEPTED_KEY_URLS = 64
@@ -198,7 +199,7 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
 }
 
 /** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */
-function checkKeyUrlHeader (header: string, policy: KeyUrlPolicy): string {
+export function checkKeyUrlHeader (header: string, policy: KeyUrlPolicy): string {
   const text = decodeStrictBase64(header, MAX_KEY_URL_B64_CHARS).toString('latin1')
   if (!PRINTABLE_ASCII.test(text)) throw ossError('KEY_URL_NOT_ALLOWED', 'key URL has non-printable bytes')
   return checkKeyUrl(text, policy).href
