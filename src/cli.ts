@@ -12,6 +12,7 @@ Commands:
   upload   upload a file with an upload callback and print the relayed reply (upload --help)
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
+  diagnose explain why a captured callback was refused (diagnose --help)
 `
 
 /** Runs one command; returns the exit code, or undefined for a long-running server. */
@@ -35,6 +36,10 @@ async function main (argv: string[]): Promise<number | undefined> {
     case 'send': {
       const { runSendCommand } = await import('./sim/commands.js')
       return await runSendCommand(argv.slice(1))
+    }
+    case 'diagnose': {
+      const { runDiagnoseCommand } = await import('./diagnose/command.js')
+      return await runDiagnoseCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr })
     }
     case 'demo':
       return (await runDemoCommand(argv.slice(1))) === undefined ? 0 : undefined
