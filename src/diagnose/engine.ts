@@ -145,7 +145,7 @@ export async function diagnoseRequest (request: ParsedRequest, settings: Diagnos
     out(`  rule: refused, ${err.reason ?? err.message}; allowed origins: ${[...settings.policy.origins].join(', ')}`)
     return refused(err)
   }
-  out(`  rule: allowed, origin ${new URL(keyUrl).origin} is among the key origins (key origins) and the path is one /<name>.pem segment`)
+  out(`  rule: allowed, origin ${new URL(keyUrl).origin} is among the allowed key origins (OSS_CALLBACK_KEY_ORIGINS) and the path is one /<name>.pem segment`)
 
   let lookup: KeyLookup
   try {
