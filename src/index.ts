@@ -22,6 +22,9 @@ export {
 } from './receiver/verify.js'
 export { createForgeVerifier, nodeCryptoVerifier, selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './receiver/signature-verifier.js'
 export {
+  createDiagnostics, explainRefusal, type Diagnostics, type DiagnosticsOptions, type RefusedRequest
+} from './diagnose/explain.js'
+export {
   ossCallback, MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler, type OssCallbackPluginOptions, type PluginTicketOptions
 } from './receiver/plugin.js'
 export { buildApp, defaultHandler, SERVER_TIMEOUTS, type AppDependencies, type ServerTimeouts } from './server/app.js'
