@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDiagnostics } from '../../src/diagnose/explain.js'
@@ -8,6 +11,7 @@ import { ossCallback } from '../../src/receiver/plugin.js'
 import { createCallbackVerifier } from '../../src/receiver/verify.js'
 import { refusedRequestOf } from '../helpers/diagnose.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
+import { captureLogger } from '../helpers/log-capture.js'
 
 const pair = testKeyPair(512)
 const KEY_ORIGIN = 'http://127.0.0.1:9'
@@ -124,5 +128,56 @@ describe('hints without a verify', () => {
     expect(res.statusCode).toBe(403)
     expect(res.json()).toEqual({ statusCode: 403, code: 'OSS_CB_ERR_SIGNATURE_MISMATCH', error: 'Forbidden', message: 'The callback signature does not verify' })
     expect(refusals[0]?.hint).toMatch(/Set OSS_CALLBACK_PUBLIC_PATH=\/api\/cb/)
+  })
+})
+
+describe('the plugin wires the diagnostics into its refusal path', () => {
+  async function plugin (diagnostics?: false | { captureDir: string }): Promise<{ app: FastifyInstance, log: ReturnType<typeof captureLogger>, failures: OssCallbackError[] }> {
+    const log = captureLogger('info')
+    const failures: OssCallbackError[] = []
+    const keys = new KeyProvider({ pinned: new Map([[KEY_URL, pair.publicKey]]) })
+    app = Fastify({ loggerInstance: log.logger })
+    await app.register(ossCallback, { path: '/cb', keyOrigins: [KEY_ORIGIN], keys, diagnostics, onFailure: (err) => { failures.push(err) } })
+    await app.ready()
+    return { app, log, failures }
+  }
+  const proxied = (): { url: string, headers: Record<string, string>, payload: Buffer } => {
+    const cb = signedCallback({ url: '/cb', signedUrl: '/api/cb', keyUrl: KEY_URL, privateKey: pair.privateKey })
+    return { url: cb.url, headers: { ...cb.headers, 'x-forwarded-prefix': '/api' }, payload: cb.body }
+  }
+
+  it('by default: the hint in the warn line and on error.hint, never in the answer', async () => {
+    const { app, log, failures } = await plugin()
+    const res = await app.inject({ method: 'POST', ...proxied() })
+    expect(res.json()).toEqual({ statusCode: 403, code: 'OSS_CB_ERR_SIGNATURE_MISMATCH', error: 'Forbidden', message: 'The callback signature does not verify' })
+    const hint = 'OSS signed /api/cb; the request arrived as /cb: a proxy strips /api (X-Forwarded-Prefix says so). Set OSS_CALLBACK_PUBLIC_PATH=/api/cb (publicPath)'
+    expect(log.lines().find((l) => l.msg === 'callback refused')).toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH', hint })
+    expect(failures[0]?.hint).toBe(hint)
+    expect(failures[0]?.message).toBe('The callback signature does not verify')
+  })
+
+  it('diagnostics: false logs no hint', async () => {
+    const { app, log } = await plugin(false)
+    await app.inject({ method: 'POST', ...proxied() })
+    const refused = log.lines().find((l) => l.msg === 'callback refused')
+    expect(refused?.code).toBe('OSS_CB_ERR_SIGNATURE_MISMATCH')
+    expect(refused).not.toHaveProperty('hint')
+  })
+
+  it('captureDir keeps the refused callback, written by the time the app has closed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oss-cb-plugin-capture-'))
+    try {
+      const { app } = await plugin({ captureDir: join(dir, 'c') })
+      const sent = proxied()
+      await app.inject({ method: 'POST', ...sent })
+      await app.close()
+      const files = readdirSync(join(dir, 'c'))
+      expect(files).toHaveLength(1)
+      const captured = readFileSync(join(dir, 'c', files[0] as string))
+      expect(captured.subarray(0, 17).toString()).toBe('POST /cb HTTP/1.1')
+      expect(captured.subarray(captured.length - sent.payload.length)).toEqual(sent.payload)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
