@@ -93,6 +93,8 @@ export interface CallbackVerifier {
   readonly policy: KeyUrlPolicy
   /** Which signature implementation passed the self-test (`'custom'` when one was injected). */
   readonly verifierName: VerifierName | 'custom'
+  /** The public path signatures are checked over, if one is set. */
+  readonly publicPath: string | undefined
 }
 
 function singleHeader (request: CallbackRequest, name: string): string {
@@ -195,7 +197,7 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
     return await verifyNow(request, verifyOptions)
   }
 
-  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, verifierName }
+  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, verifierName, publicPath }
 }
 
 /** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */

@@ -156,6 +156,20 @@ describe('the plugin wires the diagnostics into its refusal path', () => {
     expect(failures[0]?.message).toBe('The callback signature does not verify')
   })
 
+  it('with a shared verifier, the diagnosis uses its public path', async () => {
+    const keys = new KeyProvider({ pinned: new Map([[KEY_URL, pair.publicKey]]) })
+    const failures: OssCallbackError[] = []
+    app = Fastify()
+    await app.register(ossCallback, {
+      path: '/cb',
+      verifier: createCallbackVerifier({ keyOrigins: [KEY_ORIGIN], keys, publicPath: '/api/cb' }),
+      onFailure: (err) => { failures.push(err) }
+    })
+    const cb = signedCallback({ url: '/cb', keyUrl: KEY_URL, privateKey: pair.privateKey })
+    expect((await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })).statusCode).toBe(403)
+    expect(failures[0]?.hint).toMatch(/^OSS signed the path as it arrived, \/cb, not OSS_CALLBACK_PUBLIC_PATH=\/api\/cb/)
+  })
+
   it('diagnostics: false logs no hint', async () => {
     const { app, log } = await plugin(false)
     await app.inject({ method: 'POST', ...proxied() })
