@@ -2,11 +2,10 @@ import { isOssCallbackError, ossError, type OssCallbackError } from '../errors.j
 import type { KeyLookup, KeyProvider } from '../keys/provider.js'
 import { decodeStrictBase64 } from '../protocol/base64.js'
 import { bodyTypeOf } from '../protocol/body.js'
-import type { KeyUrlPolicy } from '../protocol/key-url.js'
-import { modulusBytes } from '../protocol/signature.js'
+import { checkKeyUrlHeader, MAX_KEY_URL_B64_CHARS, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { MAX_SIGNATURE_B64_CHARS, modulusBytes } from '../protocol/signature.js'
 import { buildStringToSign, splitRequestTarget, type SignedTarget } from '../protocol/string-to-sign.js'
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
-import { checkKeyUrlHeader, MAX_SIGNATURE_CHARS } from '../receiver/verify.js'
 import { hintWithoutVerify, noVariantHint } from './hints.js'
 import type { ParsedRequest } from './request-file.js'
 import { escapeBytes, shown } from './text.js'
@@ -123,7 +122,7 @@ export async function diagnoseRequest (request: ParsedRequest, settings: Diagnos
   if (typeof keyUrlHeader !== 'string' || keyUrlHeader === '') return refused(ossError('MISSING_HEADER', 'x-oss-pub-key-url header missing'))
   let signature: Buffer
   try {
-    signature = decodeStrictBase64(authorization, MAX_SIGNATURE_CHARS)
+    signature = decodeStrictBase64(authorization, MAX_SIGNATURE_B64_CHARS)
   } catch (err) {
     return refused(err as OssCallbackError)
   }
@@ -132,7 +131,7 @@ export async function diagnoseRequest (request: ParsedRequest, settings: Diagnos
   out('key URL')
   let decoded: string | undefined
   try {
-    decoded = decodeStrictBase64(keyUrlHeader, 2732).toString('latin1')
+    decoded = decodeStrictBase64(keyUrlHeader, MAX_KEY_URL_B64_CHARS).toString('latin1')
     out(`  decoded: ${shown(decoded, 2048)}`)
   } catch {
     out('  decoded: (not strict base64)')

@@ -1,10 +1,10 @@
 import { invalidOption, type OssCallbackError } from '../errors.js'
 import { KeyProvider } from '../keys/provider.js'
 import { decodeStrictBase64 } from '../protocol/base64.js'
-import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { checkKeyUrlHeader, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { MAX_SIGNATURE_B64_CHARS } from '../protocol/signature.js'
 import { buildStringToSign } from '../protocol/string-to-sign.js'
 import { selectSignatureVerifier, type SignatureVerifier } from '../receiver/signature-verifier.js'
-import { checkKeyUrlHeader, MAX_SIGNATURE_CHARS } from '../receiver/verify.js'
 import { createCaptureWriter, type CaptureWriter } from './capture.js'
 import { hintWithoutVerify, noVariantHint } from './hints.js'
 import { createRateLimiter, DEFAULT_DIAGNOSES_PER_SECOND, type RateLimiter } from './rate-limit.js'
@@ -64,15 +64,14 @@ export function explainRefusal (error: OssCallbackError, request: RefusedRequest
   const authorization = request.headers.authorization
   const keyUrlHeader = request.headers['x-oss-pub-key-url']
   if (typeof authorization !== 'string' || typeof keyUrlHeader !== 'string') return undefined
-  const signature = safely(() => decodeStrictBase64(authorization, MAX_SIGNATURE_CHARS))
+  const signature = safely(() => decodeStrictBase64(authorization, MAX_SIGNATURE_B64_CHARS))
   const keyUrl = safely(() => checkKeyUrlHeader(keyUrlHeader, ctx.policy))
   if (signature === undefined || keyUrl === undefined) return undefined
-  const lookup = ctx.keys.getCached(keyUrl)
-  if (lookup === undefined) return undefined
   const body = request.body ?? Buffer.alloc(0)
   const variants = safely(() => variantsOf({ url: request.url, headers: request.headers, body, publicPath: ctx.publicPath }))
-  if (variants === undefined) return undefined
-  if (!ctx.limiter.take()) return undefined
+  if (variants === undefined || !ctx.limiter.take()) return undefined
+  const lookup = ctx.keys.getCached(keyUrl)
+  if (lookup === undefined) return undefined
   const found = safely(() => findVerifyingVariant(variants, (data) => ctx.check(lookup.key, data, signature)))
   return found !== undefined ? found.hint : noVariantHint(request.headers)
 }

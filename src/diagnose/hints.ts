@@ -1,6 +1,6 @@
 import { isOssCallbackError, type OssCallbackError } from '../errors.js'
 import { decodeStrictBase64 } from '../protocol/base64.js'
-import { checkKeyUrl, DEFAULT_KEY_ORIGINS, PRODUCTION_KEY_HOST, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { checkKeyUrl, DEFAULT_KEY_ORIGINS, MAX_KEY_URL_B64_CHARS, PRODUCTION_KEY_HOST, type KeyUrlPolicy } from '../protocol/key-url.js'
 import { ORIGINAL_URI_HEADERS, FORWARDED_PREFIX_HEADER } from './variants.js'
 import { shown } from './text.js'
 
@@ -19,7 +19,6 @@ export interface RefusalFacts {
 
 /** Key paths served by `oss-callback sim` (src/sim/server.ts): one per simulator key. */
 const SIM_KEY_PATH = /^\/callback_pub_key_sim_[0-9a-f]{16}\.pem$/
-const MAX_KEY_URL_B64_CHARS = 2732
 
 function present (value: string | readonly string[] | undefined): boolean {
   return value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)
