@@ -70,7 +70,7 @@ export function explainRefusal (error: OssCallbackError, request: RefusedRequest
   const body = request.body ?? Buffer.alloc(0)
   const variants = safely(() => variantsOf({ url: request.url, headers: request.headers, body, publicPath: ctx.publicPath }))
   if (variants === undefined || !ctx.limiter.take()) return undefined
-  const lookup = ctx.keys.getCached(keyUrl)
+  const lookup = ctx.keys.peek(keyUrl)
   if (lookup === undefined) return undefined
   const found = safely(() => findVerifyingVariant(variants, (data) => ctx.check(lookup.key, data, signature)))
   return found !== undefined ? found.hint : noVariantHint(request.headers)
