@@ -67,9 +67,11 @@ export function explainRefusal (error: OssCallbackError, request: RefusedRequest
   const signature = safely(() => decodeStrictBase64(authorization, MAX_SIGNATURE_B64_CHARS))
   const keyUrl = safely(() => checkKeyUrlHeader(keyUrlHeader, ctx.policy))
   if (signature === undefined || keyUrl === undefined) return undefined
+  // The token before any copy of the body: a flood of forgeries must not cost more than the rate allows.
+  if (!ctx.limiter.take()) return undefined
   const body = request.body ?? Buffer.alloc(0)
   const variants = safely(() => variantsOf({ url: request.url, headers: request.headers, body, publicPath: ctx.publicPath }))
-  if (variants === undefined || !ctx.limiter.take()) return undefined
+  if (variants === undefined) return undefined
   const lookup = ctx.keys.peek(keyUrl)
   if (lookup === undefined) return undefined
   const found = safely(() => findVerifyingVariant(variants, (data) => ctx.check(lookup.key, data, signature)))

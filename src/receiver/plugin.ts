@@ -267,7 +267,14 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     ? undefined
     : given !== undefined && 'onRefusal' in given
       ? given
-      : createDiagnostics({ ...given, keys: verifier.keys, policy: verifier.policy, publicPath: verifier.publicPath, bodyLimitBytes: bodyLimit })
+      : createDiagnostics({
+        signatureVerifier: options.signatureVerifier,
+        ...given,
+        keys: verifier.keys,
+        policy: verifier.policy,
+        publicPath: verifier.publicPath,
+        bodyLimitBytes: bodyLimit
+      })
   const ticketOptions = options.tickets
   const tickets = ticketOptions === undefined ? undefined : createUploadTickets(ticketOptions)
   const ticketPath = ticketOptions?.path ?? '/oss/upload-tickets'
