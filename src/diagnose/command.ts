@@ -1,11 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { isOssCallbackError } from '../errors.js'
-import { KeyProvider, type FetchLike } from '../keys/provider.js'
+import type { FetchLike } from '../keys/provider.js'
 import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
-import { selectSignatureVerifier, type SignatureVerifier } from '../receiver/signature-verifier.js'
-import { DIAGNOSE_EXIT, diagnoseRequest } from './engine.js'
-import { parseRequestFile, RequestFileError } from './request-file.js'
+import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 
 /** Where `oss-callback diagnose` reads and writes. */
 export interface DiagnoseCommandIo {
@@ -71,6 +69,10 @@ export async function runDiagnoseCommand (argv: readonly string[], io: DiagnoseC
     io.stdout.write(DIAGNOSE_USAGE)
     return 0
   }
+  // The verification stack loads only when a capture is read, so `diagnose --help` stays cheap.
+  const [{ KeyProvider }, { selectSignatureVerifier }, { DIAGNOSE_EXIT, diagnoseRequest }, { parseRequestFile, RequestFileError }] = await Promise.all([
+    import('../keys/provider.js'), import('../receiver/signature-verifier.js'), import('./engine.js'), import('./request-file.js')
+  ])
   try {
     if (positionals.length !== 1) throw new UsageError('name one capture file, or - for stdin')
     const path = pathOption('--path', values.path ?? io.env.OSS_CALLBACK_PATH)

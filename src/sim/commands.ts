@@ -1,12 +1,12 @@
 import { parseVarArgument } from '../protocol/callback-param.js'
 import { DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import closeWithGrace from 'close-with-grace'
 import { invalidOption, isOssCallbackError } from '../errors.js'
 import { SIM_DEV_CREDENTIALS, type SimCredentials } from './auth.js'
-import { formatSendReport, sendTestCallback, DEFAULT_SIM_URL } from './send.js'
 import type { SendRequest } from './send-endpoint.js'
 import type { Simulator } from './server.js'
+
+import { DEFAULT_SIM_URL } from './defaults.js'
 
 /** Where a command writes. */
 export interface CommandIo {
@@ -121,7 +121,10 @@ export async function runSimCommand (argv: string[], env: NodeJS.ProcessEnv = pr
     credentials,
     log: (line) => { io.stdout(`${new Date().toISOString()} ${line}\n`) }
   })
-  if (handleSignals) closeWithGrace({ delay: 5000 }, async () => { await sim.close() })
+  if (handleSignals) {
+    const { default: closeWithGrace } = await import('close-with-grace')
+    closeWithGrace({ delay: 5000 }, async () => { await sim.close() })
+  }
   io.stdout([
     `oss-callback simulator listening on ${sim.origin}`,
     `  endpoint     ${sim.origin}  (path style /<bucket>/<key>, or virtual-hosted Host: <bucket>.oss-<region>.aliyuncs.com)`,
@@ -183,6 +186,7 @@ export async function runSendCommand (argv: string[], env: NodeJS.ProcessEnv = p
     ...(values['callback-host'] === undefined ? {} : { callbackHost: values['callback-host'] as string })
   }
   const { credentials } = simCredentialsFromEnv(env)
+  const { formatSendReport, sendTestCallback } = await import('./send.js')
   const result = await sendTestCallback({ simUrl: (values.sim as string | undefined) ?? DEFAULT_SIM_URL, credentials, request })
   if (values.json === true) {
     io.stdout(`${JSON.stringify(result, null, 2)}\n`)

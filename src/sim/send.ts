@@ -3,8 +3,9 @@ import type { SimCredentials } from './auth.js'
 import { MAX_CALLBACK_REPLY_BYTES } from './callback-dispatch.js'
 import { SEND_PATH, type SendAttempt, type SendRequest, type SendResult } from './send-endpoint.js'
 
-/** The simulator's default address. */
-export const DEFAULT_SIM_URL = 'http://127.0.0.1:8090'
+import { DEFAULT_SIM_URL } from './defaults.js'
+
+export { DEFAULT_SIM_URL }
 
 /** Options of {@link sendTestCallback}. */
 export interface SendTestCallbackOptions {
