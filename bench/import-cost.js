@@ -52,6 +52,24 @@ async function dirBytes (dir) {
   return total
 }
 
+const cli = new URL('../dist/cli.js', import.meta.url).pathname
+const hook = new URL('./cli-help-hook.js', import.meta.url).pathname
+
+/** `oss-callback <command> --help`: median time in the program after Node's start, over `runs` fresh processes. */
+export async function cliHelpCosts (commands, runs) {
+  const rows = []
+  for (const command of commands) {
+    const args = command === '' ? ['--help'] : [command, '--help']
+    const times = []
+    for (let i = 0; i < runs; i++) {
+      const { stderr } = await run(process.execPath, ['--import', hook, cli, ...args], { cwd: root, timeout: 60_000 })
+      times.push(Number(/cli-ms ([\d.]+)/.exec(stderr)?.[1]))
+    }
+    rows.push({ command: `oss-callback ${args.join(' ')}`, medianMs: Math.round(median(times) * 10) / 10, maxMs: Math.round(Math.max(...times) * 10) / 10, runs })
+  }
+  return rows
+}
+
 /** Packs the package, installs the tarball into an empty project with `--omit=dev`, and measures node_modules. */
 export async function installSize () {
   const dir = await mkdtemp(join(tmpdir(), 'oss-callback-install-'))

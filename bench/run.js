@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { ask, forkChild, nextMessage, signedCallback } from './common.js'
-import { entryImportCosts, installSize } from './import-cost.js'
+import { cliHelpCosts, entryImportCosts, installSize } from './import-cost.js'
 import { renderMarkdown } from './report.js'
 
 const { values: args } = parseArgs({
@@ -260,8 +260,10 @@ try {
     const specifiers = Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => k === '.' ? 'oss-callback' : `oss-callback/${k.slice(2)}`)
     const runs = quick ? 3 : 10
     log(`import cost: ${specifiers.length} entry points, ${runs} fresh processes each, then npm install of the packed tarball`)
-    results.imports = { entries: await entryImportCosts(specifiers, runs), install: await installSize() }
+    const commands = ['', 'serve', 'sim', 'send', 'upload', 'demo', 'diagnose']
+    results.imports = { entries: await entryImportCosts(specifiers, runs), cli: await cliHelpCosts(commands, runs), install: await installSize() }
     for (const e of results.imports.entries) log(`${e.specifier}: median ${e.medianMs} ms, ${e.modules} modules`)
+    for (const c of results.imports.cli) log(`${c.command}: median ${c.medianMs} ms`)
     const i = results.imports.install
     log(`npm install oss-callback --omit=dev: ${i.packages} packages, ${Math.round(i.nodeModulesBytes / 2 ** 20 * 10) / 10} MiB`)
   }
