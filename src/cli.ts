@@ -23,8 +23,8 @@ const SERVE_USAGE = `Usage: oss-callback serve
 
 Runs the standalone callback receiver until SIGTERM or SIGINT. It takes no arguments: it is
 configured by environment variables (PORT, HOST, OSS_CALLBACK_PATH, OSS_CALLBACK_KEY_ORIGINS,
-OSS_CALLBACK_FORWARD_URL, OSS_CALLBACK_TICKET_TOKEN, REDIS_URL, ...; the README's configuration
-table lists them all), so that a container and a shell start it the same way.
+OSS_CALLBACK_FORWARD_URL, OSS_CALLBACK_TICKET_TOKEN, OSS_CALLBACK_REDIS_URL, ...; the configuration
+table of docs/server.md lists them all), so that a container and a shell start it the same way.
 
 Options:
   -h, --help    show this help

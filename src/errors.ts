@@ -5,8 +5,8 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
  *
  * Every code is `OSS_CB_ERR_*` and carries its HTTP status. Messages are fixed
  * text: they never interpolate a header, a key, a signature or a body, so an
- * error reply cannot echo what a caller sent. The README's error table is kept
- * in sync with this list by a test.
+ * error reply cannot echo what a caller sent. The error table of docs/errors.md is
+ * kept in sync with this list by a test.
  *
  * This module is a leaf: it imports nothing from the rest of `src/`, so the
  * pure `protocol/` layer may throw these errors too.

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,7 +10,8 @@ import { sendTestCallback } from '../src/sim/send.js'
 import type { Simulator } from '../src/sim/server.js'
 import { docCallback } from './helpers/fixtures.js'
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+const pages = ['README.md', ...readdirSync(new URL('../docs/', import.meta.url)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const docs = pages.map((page) => readFileSync(new URL(`../${page}`, import.meta.url), 'utf8')).join('\n')
 const README_SIM_ORIGIN = 'http://127.0.0.1:8090'
 
 let sim: Simulator | undefined
@@ -22,9 +23,9 @@ afterEach(async () => {
   sim = undefined
 })
 
-describe('the OSS_CALLBACK_KEY_ORIGINS the README and the simulator give', () => {
+describe('the OSS_CALLBACK_KEY_ORIGINS the README, docs/ and the simulator give', () => {
   it('regression: it named only the simulator, so real OSS callbacks got 403; the value given now verifies both a genuine OSS callback and a simulator-signed one', async () => {
-    const documented = new Set([...readme.matchAll(/OSS_CALLBACK_KEY_ORIGINS=([^\s`]+)/g)].map((m) => m[1]))
+    const documented = new Set([...docs.matchAll(/OSS_CALLBACK_KEY_ORIGINS=([^\s`]+)/g)].map((m) => m[1]))
     expect(documented.size).toBe(1)
     const value = [...documented][0] as string
 

@@ -1,6 +1,6 @@
 // An example upstream app for oss-callback's forward mode, with no dependencies so that
 // it runs on a stock Node image. It checks the Standard Webhooks signature by hand to show
-// what the libraries do; in your app, prefer a library (README, "Verifying gateway").
+// what the libraries do; in your app, prefer a library (docs/forward.md).
 //
 //   OSS_CALLBACK_FORWARD_SECRET=whsec_... PORT=3000 node server.mjs
 import { createHmac, timingSafeEqual } from 'node:crypto'

@@ -9,14 +9,15 @@ import { FORWARD_OUTCOMES } from '../../src/server/forward.js'
 import { METRIC_NAMES } from '../../src/server/metrics.js'
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+const serverDoc = readFileSync(new URL('../../docs/server.md', import.meta.url), 'utf8')
 const section = (heading: string): string => {
-  const start = readme.indexOf(`\n## ${heading}\n`)
+  const start = serverDoc.indexOf(`\n## ${heading}\n`)
   expect(start).toBeGreaterThan(-1)
-  const end = readme.indexOf('\n## ', start + 1)
-  return readme.slice(start, end === -1 ? undefined : end)
+  const end = serverDoc.indexOf('\n## ', start + 1)
+  return serverDoc.slice(start, end === -1 ? undefined : end)
 }
 
-describe('the README', () => {
+describe('docs/server.md', () => {
   it('has a configuration row for every environment variable the server reads, and no other', () => {
     const rows = [...section('Configuration').matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1])
     expect(new Set(rows)).toEqual(new Set(CONFIG_VARIABLES))

@@ -154,8 +154,8 @@ describe('--strict', () => {
     }
   })
 
-  it('the README says so: localhost is a 400, only other names that resolve to loopback get a 203', async () => {
-    const row = (await readFile(new URL('../../README.md', import.meta.url), 'utf8')).split('\n').find((line) => line.startsWith('| `--strict` |'))
+  it('docs/simulator.md says so: localhost is a 400, only other names that resolve to loopback get a 203', async () => {
+    const row = (await readFile(new URL('../../docs/simulator.md', import.meta.url), 'utf8')).split('\n').find((line) => line.startsWith('| `--strict` |'))
     expect(row).toMatch(/`localhost`.*400 `InvalidArgument`/)
     expect(row).toMatch(/any other host name that resolves to such an address .*\(203\)/)
   })
