@@ -85,7 +85,7 @@ export function createRedisTicketStore (options: RedisTicketStoreOptions): Ticke
       connectTimeout: commandTimeout
     }
     // Loaded on first use: importing the tickets (with the memory store) does not load ioredis.
-    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis')
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }
     client = new RedisClient(options.url, redisOptions)
     // ioredis reconnects by itself; an unhandled 'error' event would crash the process.
     client.on('error', () => {})
