@@ -302,8 +302,20 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     handler: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
-  fastify.post(path, async (request, reply) => {
-    const timeoutMs = deadlineMs - reply.elapsedTime
+  // When each callback arrived (performance clock), taken before its body is read. Fastify's own
+  // reply.elapsedTime stays 0 in an app without a logger or onResponse hook, so it cannot measure this.
+  const arrivals = new WeakMap<FastifyRequest, number>()
+  const elapsedMs = (request: FastifyRequest): number => performance.now() - (arrivals.get(request) ?? performance.now())
+
+  fastify.route({
+    method: 'POST',
+    url: path,
+    onRequest: (request, _reply, done) => { arrivals.set(request, performance.now()); done() },
+    handler: callbackRoute
+  })
+
+  async function callbackRoute (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const timeoutMs = deadlineMs - elapsedMs(request)
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
     // Node drops header lines past the server's maxHeadersCount without a word (unset, its parser keeps
     // 2000 raw entries, about 1000 lines): a duplicate authorization behind them would escape the
@@ -326,14 +338,15 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     request.ossCallback = callback
     let payload: Buffer = DEFAULT_REPLY
     if (preHandler !== undefined || handler !== undefined) {
-      if (deadlineMs - reply.elapsedTime <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      const receivedAt = Date.now() - reply.elapsedTime
-      const deadline: Deadline = { receivedAt, deadlineAt: receivedAt + deadlineMs, left: () => deadlineMs - reply.elapsedTime }
+      const elapsed = elapsedMs(request)
+      if (deadlineMs - elapsed <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
+      const receivedAt = Date.now() - elapsed
+      const deadline: Deadline = { receivedAt, deadlineAt: receivedAt + deadlineMs, left: () => deadlineMs - elapsedMs(request) }
       const extra = preHandler === undefined ? undefined : hookExtra(await runStep('preHandler', preHandler, callback, request, deadline, undefined))
       if (handler !== undefined) payload = replyBytes(await runStep('handler', handler, callback, request, deadline, extra))
     }
     request.log.debug({ ossRequestId: headerForLog(callback.requestId), keySource: callback.keySource }, 'callback verified')
     if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
-  })
+  }
 }
