@@ -9,4 +9,4 @@ export const ossCallback = fp(plugin, { name: 'oss-callback', fastify: '5.x', en
 export default ossCallback
 
 export { MAX_REPLY_BYTES, RawJsonReply } from './receiver/reply.js'
-export type { CallbackContext, CallbackHandler, OssCallbackPluginOptions, PluginTicketOptions } from './receiver/plugin.js'
+export type { CallbackContext, CallbackHandler, OssCallbackPluginOptions, PreHandlerContext, PreHandlerHook } from './receiver/plugin.js'

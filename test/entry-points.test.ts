@@ -61,6 +61,11 @@ describe('package entry points', () => {
     }
   })
 
+  it('the tickets entry loads no Redis client and no framework: ioredis loads with the first Redis store', () => {
+    const packages = [...new Set(modulesLoadedBy('oss-callback/tickets').map(packageOf).filter((p) => p !== undefined))].sort()
+    expect(packages).toEqual(['@fastify/error', 'fastify-plugin'])
+  })
+
   it('every entry point imports in a fresh process', () => {
     const script = `for (const s of ${JSON.stringify(entries.map(([k]) => specifierOf(k)))}) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s) }`
     execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, timeout: 60_000 })

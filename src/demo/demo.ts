@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { invalidOption } from '../errors.js'
 import type { CallbackHandler } from '../receiver/plugin.js'
+import type { TicketContext } from '../tickets/issuer.js'
 import { buildApp } from '../server/app.js'
 import { loadConfig } from '../server/config.js'
 import { DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
@@ -124,7 +125,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     })
 
     let lastCallback: RecordedCallback | undefined
-    const handler: CallbackHandler = (callback, { request, ticket }) => {
+    const handler: CallbackHandler<TicketContext> = (callback, { request, ticket }) => {
       // Kept so the page can show what a replay gets.
       lastCallback = {
         url: request.url,

@@ -3,9 +3,6 @@ import { performance } from 'node:perf_hooks'
 import { createDiagnostics, type Diagnostics, type DiagnosticsOptions, type RefusedRequest } from '../diagnose/explain.js'
 import { invalidOption, isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
-import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
-import { ticketRoute, type TicketAuthorizer } from '../tickets/route.js'
-import type { UploadTicket } from '../tickets/store.js'
 import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from './lingering-close.js'
 import { DEFAULT_REPLY, errorReplyOf, replyBytes } from './reply.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
@@ -19,27 +16,36 @@ declare module 'fastify' {
   }
 }
 
-/** What a handler gets besides the callback. */
-export interface CallbackContext {
+/** What the {@link OssCallbackPluginOptions.preHandler} hook gets besides the callback. */
+export interface PreHandlerContext {
   /** The Fastify request. */
   request: FastifyRequest
   /** Aborted when the callback's deadline passes: pass it to database calls and fetches. */
   signal: AbortSignal
-  /** Milliseconds left before the deadline, when the handler was called. */
+  /** Milliseconds left before the deadline, when the hook or handler was called. */
   remainingMs: number
   /** When the callback arrived, in ms since the epoch. */
   receivedAt: number
-  /** With tickets on: the ticket this callback consumed (who asked, when). Absent for an allowed ticket-less callback. */
-  ticket?: UploadTicket
+  /** The callback's deadline, in ms since the epoch (wall clock): `receivedAt` plus the plugin's `deadlineMs`. */
+  deadlineAt: number
 }
 
-/** Upload tickets in the plugin: the ticket endpoint, and callbacks bound to tickets. */
-export interface PluginTicketOptions extends UploadTicketsOptions {
-  /** Path of the ticket endpoint. Default `/oss/upload-tickets`. */
-  path?: string
-  /** The app's own check of who may get a ticket (a session, an API key). Required. */
-  authorize: TicketAuthorizer
-}
+/**
+ * What a handler gets besides the callback: the same fields as the hook, plus the fields of the object the
+ * {@link OssCallbackPluginOptions.preHandler} hook returned (`Extra`), such as `ticket` with upload tickets.
+ */
+export type CallbackContext<Extra extends object = object> = PreHandlerContext & Extra
+
+/**
+ * Runs after a callback is verified (signature, body, bucket list) and before the handler, inside the
+ * callback's deadline: the place for a check of the app's own (an upload ticket, an intent the app
+ * recorded). A thrown registry error is answered with its code (anything else thrown becomes
+ * `OSS_CB_ERR_HANDLER_FAILED`); a hook still running at the deadline gets 504 `OSS_CB_ERR_DEADLINE_EXCEEDED`.
+ * The fields of the object it returns are added to the handler's context; `undefined` adds none.
+ * It never runs for a refused callback.
+ */
+export type PreHandlerHook<Extra extends object = object> =
+  (callback: VerifiedCallback, context: PreHandlerContext) => Extra | undefined | Promise<Extra | undefined>
 
 /**
  * Handles one verified callback. Its return value is sent to OSS as JSON, and OSS
@@ -47,7 +53,7 @@ export interface PluginTicketOptions extends UploadTicketsOptions {
  * is sent byte for byte. A thrown registry error (such as `OSS_CB_ERR_FORWARD_FAILED`)
  * is answered with its own code; anything else thrown becomes `OSS_CB_ERR_HANDLER_FAILED`.
  */
-export type CallbackHandler = (callback: VerifiedCallback, context: CallbackContext) => unknown
+export type CallbackHandler<Extra extends object = object> = (callback: VerifiedCallback, context: CallbackContext<Extra>) => unknown
 
 /** Options of the oss-callback Fastify plugin. */
 export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
@@ -71,11 +77,11 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
   /** Called after every verification, passed or failed, with its duration in seconds. Useful for metrics. Must not throw. */
   onVerification?: (seconds: number) => void
   /**
-   * Turns upload tickets on: `POST <tickets.path>` issues PostObject forms with the
-   * callback pinned, and every callback must then consume an unused ticket
-   * (replay: 409 `OSS_CB_ERR_TICKET_USED`). Default: off.
+   * Runs after verification and before the handler, inside the deadline; may refuse the callback with a
+   * coded error, and what it returns reaches the handler's context. Upload tickets plug in here
+   * (`preHandler: tickets.bindCallback`, see `oss-callback/tickets`). Default: none.
    */
-  tickets?: PluginTicketOptions
+  preHandler?: PreHandlerHook
   /**
    * @internal Bounds of the lingering close after a refusal that leaves the body unread (413): what the
    * client still sends is read and discarded up to these, so that it reads the reply instead of a reset.
@@ -144,69 +150,84 @@ export function sendError (reply: FastifyReply, err: OssCallbackError): FastifyR
   return reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8').header('content-length', body.length).send(body)
 }
 
-function handlerFailure (err: unknown): OssCallbackError {
+function handlerFailure (err: unknown, name: string): OssCallbackError {
   if (isOssCallbackError(err)) return err
-  return ossError('HANDLER_FAILED', 'handler threw', err)
+  return ossError('HANDLER_FAILED', `${name} threw`, err)
 }
 
-async function runHandler (
-  handler: CallbackHandler, callback: VerifiedCallback, request: FastifyRequest, remainingMs: number, receivedAt: number,
-  ticket: UploadTicket | undefined
+/** Fields of the handler's context that a hook's returned object may not replace. */
+const CONTEXT_FIELDS = new Set(['request', 'signal', 'remainingMs', 'receivedAt', 'deadlineAt'])
+
+/** The object a preHandler hook returned, checked: its fields go into the handler's context. */
+function hookExtra (value: unknown): object | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw ossError('HANDLER_FAILED', 'preHandler returned neither an object nor undefined')
+  const clash = Object.keys(value).find((key) => CONTEXT_FIELDS.has(key))
+  if (clash !== undefined) throw ossError('HANDLER_FAILED', `preHandler returned the reserved context field ${clash}`)
+  return value
+}
+
+/** One callback's deadline, shared by its preHandler hook and its handler. */
+interface Deadline {
+  /** Wall clock, epoch ms. */
+  receivedAt: number
+  deadlineAt: number
+  /** Milliseconds left now. */
+  left: () => number
+  controller?: AbortController
+  expiredWith?: OssCallbackError
+}
+
+/**
+ * Runs the app's code for one callback (the preHandler hook, then the handler) within the deadline. A thrown
+ * registry error keeps its code; anything else becomes `OSS_CB_ERR_HANDLER_FAILED`; still running at the
+ * deadline, `OSS_CB_ERR_DEADLINE_EXCEEDED`, and the signal aborts.
+ */
+async function runStep (
+  name: 'preHandler' | 'handler', step: (callback: VerifiedCallback, context: CallbackContext) => unknown, callback: VerifiedCallback,
+  request: FastifyRequest, deadline: Deadline, extra: object | undefined
 ): Promise<unknown> {
+  const remainingMs = deadline.left()
+  if (remainingMs <= 0) throw ossError('DEADLINE_EXCEEDED', `deadline passed before the ${name} ran`)
   // A controller and a timer per callback cost about 6 µs, more than half an RSA-512 verify, and most
   // handlers are synchronous or never read the signal: create the signal on first use and arm the
   // deadline only once the handler has returned a promise.
-  let controller: AbortController | undefined
-  let expiredWith: OssCallbackError | undefined
-  const context: CallbackContext = {
+  const base: PreHandlerContext = {
     request,
     get signal (): AbortSignal {
-      if (controller === undefined) {
-        controller = new AbortController()
-        if (expiredWith !== undefined) controller.abort(expiredWith)
+      if (deadline.controller === undefined) {
+        deadline.controller = new AbortController()
+        if (deadline.expiredWith !== undefined) deadline.controller.abort(deadline.expiredWith)
       }
-      return controller.signal
+      return deadline.controller.signal
     },
     remainingMs,
-    receivedAt
+    receivedAt: deadline.receivedAt,
+    deadlineAt: deadline.deadlineAt
   }
-  if (ticket !== undefined) context.ticket = ticket
-  const calledAt = performance.now()
+  const context: CallbackContext = extra === undefined ? base : Object.defineProperties(base, Object.getOwnPropertyDescriptors(extra))
   let result: unknown
   try {
-    result = handler(callback, context)
+    result = step(callback, context)
   } catch (err) {
-    throw handlerFailure(err)
+    throw handlerFailure(err, name)
   }
   if (!(result instanceof Promise)) return result
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
-      expiredWith = ossError('DEADLINE_EXCEEDED', 'handler did not finish before the deadline')
-      controller?.abort(expiredWith)
-      reject(expiredWith)
-    }, Math.max(0, remainingMs - (performance.now() - calledAt)))
+      deadline.expiredWith = ossError('DEADLINE_EXCEEDED', `${name} did not finish before the deadline`)
+      deadline.controller?.abort(deadline.expiredWith)
+      reject(deadline.expiredWith)
+    }, Math.max(0, deadline.left()))
   })
   try {
     return await Promise.race([result, expired])
   } catch (err) {
-    throw handlerFailure(err)
+    throw handlerFailure(err, name)
   } finally {
     clearTimeout(timer)
     // A rejected `expired` nobody awaits must not become an unhandled rejection.
-    expired.catch(() => {})
-  }
-}
-
-async function withDeadline<T> (work: Promise<T>, remainingMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(ossError('DEADLINE_EXCEEDED', 'ticket store did not answer before the deadline')) }, remainingMs)
-  })
-  try {
-    return await Promise.race([work, expired])
-  } finally {
-    clearTimeout(timer)
     expired.catch(() => {})
   }
 }
@@ -247,15 +268,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
         publicPath: verifier.publicPath,
         bodyLimitBytes: bodyLimit
       })
-  const ticketOptions = options.tickets
-  const tickets = ticketOptions === undefined ? undefined : createUploadTickets(ticketOptions)
-  const ticketPath = ticketOptions?.path ?? '/oss/upload-tickets'
-  if (tickets !== undefined) {
-    if (!ticketPath.startsWith('/') || ticketPath === path) throw invalidOption('tickets.path must start with / and differ from the callback path')
-    if (typeof ticketOptions?.authorize !== 'function') throw invalidOption('tickets.authorize is required: it decides who may get a ticket')
-    // The default memory store is ours to close; an injected store belongs to the caller.
-    if (ticketOptions?.store === undefined) fastify.addHook('onClose', async () => { await tickets.store.close() })
-  }
+  const preHandler = options.preHandler
+  if (preHandler !== undefined && typeof preHandler !== 'function') throw invalidOption('preHandler must be a function')
 
   if (diagnostics?.captures !== undefined) fastify.addHook('onClose', async () => { await diagnostics.flush() })
 
@@ -270,11 +284,6 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     const err = toOssError(error)
     // Fastify marks a refusal that left the body unread (413) to close the connection.
     if (reply.getHeader('connection') === 'close') lingerAfterReply(request.raw.socket, linger, request.raw)
-    if (tickets !== undefined && request.routeOptions.url === ticketPath) {
-      if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
-      else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
-      return sendError(reply, err)
-    }
     if (err.statusCode >= 500) {
       request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback failed')
     } else {
@@ -293,8 +302,20 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     handler: async (_request, reply) => { reply.header('allow', 'POST'); throw ossError('METHOD_NOT_ALLOWED', 'callback path takes POST only') }
   })
 
-  fastify.post(path, async (request, reply) => {
-    const timeoutMs = deadlineMs - reply.elapsedTime
+  // When each callback arrived (performance clock), taken before its body is read. Fastify's own
+  // reply.elapsedTime stays 0 in an app without a logger or onResponse hook, so it cannot measure this.
+  const arrivals = new WeakMap<FastifyRequest, number>()
+  const elapsedMs = (request: FastifyRequest): number => performance.now() - (arrivals.get(request) ?? performance.now())
+
+  fastify.route({
+    method: 'POST',
+    url: path,
+    onRequest: (request, _reply, done) => { arrivals.set(request, performance.now()); done() },
+    handler: callbackRoute
+  })
+
+  async function callbackRoute (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const timeoutMs = deadlineMs - elapsedMs(request)
     if (timeoutMs <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed while the body arrived')
     // Node drops header lines past the server's maxHeadersCount without a word (unset, its parser keeps
     // 2000 raw entries, about 1000 lines): a duplicate authorization behind them would escape the
@@ -315,24 +336,17 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
       if (onVerification !== undefined) onVerification((performance.now() - verifyStarted) / 1000)
     }
     request.ossCallback = callback
-    let ticket: UploadTicket | undefined
-    if (tickets !== undefined) {
-      const left = deadlineMs - reply.elapsedTime
-      if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      ticket = await withDeadline(tickets.bind(callback, { deadlineAt: Date.now() + left }), left)
-    }
     let payload: Buffer = DEFAULT_REPLY
-    if (handler !== undefined) {
-      const left = deadlineMs - reply.elapsedTime
-      if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
-      payload = replyBytes(await runHandler(handler, callback, request, left, Date.now() - reply.elapsedTime, ticket))
+    if (preHandler !== undefined || handler !== undefined) {
+      const elapsed = elapsedMs(request)
+      if (deadlineMs - elapsed <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
+      const receivedAt = Date.now() - elapsed
+      const deadline: Deadline = { receivedAt, deadlineAt: receivedAt + deadlineMs, left: () => deadlineMs - elapsedMs(request) }
+      const extra = preHandler === undefined ? undefined : hookExtra(await runStep('preHandler', preHandler, callback, request, deadline, undefined))
+      if (handler !== undefined) payload = replyBytes(await runStep('handler', handler, callback, request, deadline, extra))
     }
     request.log.debug({ ossRequestId: headerForLog(callback.requestId), keySource: callback.keySource }, 'callback verified')
     if (onSuccess !== undefined) onSuccess(callback, request)
     return reply.code(200).header('content-type', 'application/json').header('content-length', payload.length).send(payload)
-  })
-
-  if (tickets !== undefined && ticketOptions !== undefined) {
-    await fastify.register(ticketRoute, { path: ticketPath, tickets, authorize: ticketOptions.authorize })
   }
 }

@@ -8,8 +8,9 @@ import { errorReplyOf, ossCallback, sendError, toOssError, type CallbackHandler 
 import type { SignatureVerifier } from '../receiver/signature-verifier.js'
 import { createCallbackVerifier, type VerifiedCallback } from '../receiver/verify.js'
 import { invalidOption, ossError, type OssCallbackError } from '../errors.js'
+import { createUploadTickets, type TicketContext, type UploadTickets } from '../tickets/issuer.js'
 import { createRedisTicketStore, type RedisTicketStoreOptions } from '../tickets/redis-store.js'
-import { bearerAuthorizer } from '../tickets/route.js'
+import { bearerAuthorizer, ticketRoutes } from '../tickets/route.js'
 import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
 import { createForwarder } from './forward.js'
@@ -25,9 +26,9 @@ export interface AppDependencies {
   nativeSignatureVerifier?: SignatureVerifier
   /**
    * Handle verified callbacks. Default: forward mode when `config.forwardUrl` is set,
-   * otherwise `{"Status":"OK", ...system fields}`.
+   * otherwise `{"Status":"OK", ...system fields}`. With tickets on, its context has the consumed `ticket`.
    */
-  handler?: CallbackHandler
+  handler?: CallbackHandler<TicketContext>
   /** Forward mode's clock for `webhook-timestamp` and its `webhook-id` maker (tests). */
   forward?: { now?: () => number, messageId?: () => string }
   /** With tickets on: the store to use (and not close). Default: Redis when configured, else memory. */
@@ -218,6 +219,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   const ticketConfig = config.tickets
   logAcceptance(app.log, config, keys.pinnedUrls, forwarder !== undefined)
   let ticketStore: TicketStore | undefined
+  let tickets: UploadTickets | undefined
   if (ticketConfig !== undefined) {
     ticketStore = deps.ticketStore ?? (ticketConfig.redisUrl !== undefined
       ? createRedisTicketStore({ ...deps.redisTicketStore, url: ticketConfig.redisUrl })
@@ -226,6 +228,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
       const owned = ticketStore
       app.addHook('onClose', async () => { await owned.close() })
     }
+    tickets = createUploadTickets({ ...ticketConfig, store: ticketStore, ...(deps.now === undefined ? {} : { now: deps.now }) })
   }
 
   let ready = false
@@ -289,16 +292,15 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
       captureMax: config.captureMax,
       onCaptureError: (err) => { app.log.warn({ err }, 'refused callback not captured') }
     },
-    ...(ticketConfig === undefined || ticketStore === undefined
-      ? {}
-      : {
-          tickets: {
-            ...ticketConfig,
-            store: ticketStore,
-            authorize: bearerAuthorizer(ticketConfig.token),
-            ...(deps.now === undefined ? {} : { now: deps.now })
-          }
-        })
+    ...(tickets === undefined ? {} : { preHandler: tickets.bindCallback })
   })
+  if (tickets !== undefined && ticketConfig !== undefined) {
+    await app.register(ticketRoutes, {
+      tickets,
+      path: ticketConfig.path,
+      authorize: bearerAuthorizer(ticketConfig.token),
+      ...(deps.lingeringClose === undefined ? {} : { lingeringClose: deps.lingeringClose })
+    })
+  }
   return app
 }

@@ -93,8 +93,23 @@ export interface UploadTickets {
    * `options.deadlineAt` (the callback's deadline) goes to the store's consume.
    */
   bind (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>, options?: TicketConsumeOptions): Promise<UploadTicket | undefined>
+  /**
+   * {@link UploadTickets.bind} in the shape of the receiver plugin's `preHandler` hook: give it as
+   * `preHandler: tickets.bindCallback`, and the handler's context gets `ticket` (see {@link TicketContext}).
+   * A handler can call it too, with its own context, to consume the ticket at a point of its choosing
+   * (after its own commit, for instance): it consumes by the context's `deadlineAt`.
+   */
+  readonly bindCallback: (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>, context: { deadlineAt: number }) => Promise<TicketContext>
   readonly store: TicketStore
   readonly allowCallbacksWithoutTicket: boolean
+  /** Closes the store when these tickets made it (the default memory store); a store given in the options is the caller's to close. */
+  close (): Promise<void>
+}
+
+/** What a callback handler's context gains from {@link UploadTickets.bindCallback}. */
+export interface TicketContext {
+  /** The ticket this callback consumed (who asked, when). Absent for an allowed ticket-less callback. */
+  ticket?: UploadTicket
 }
 
 /** The callback body every ticket's policy pins: the fields a binding needs, and the common ones. */
@@ -306,5 +321,18 @@ export function createUploadTickets (options: UploadTicketsOptions): UploadTicke
     return ticket
   }
 
-  return { issue, bind, store, allowCallbacksWithoutTicket: allowWithout }
+  async function bindCallback (callback: Pick<ParsedCallbackBody, 'system' | 'vars'>, context: { deadlineAt: number }): Promise<TicketContext> {
+    const ticket = await bind(callback, { deadlineAt: context.deadlineAt })
+    return ticket === undefined ? {} : { ticket }
+  }
+
+  const ownsStore = options.store === undefined
+  return {
+    issue,
+    bind,
+    bindCallback,
+    store,
+    allowCallbacksWithoutTicket: allowWithout,
+    close: async () => { if (ownsStore) await store.close() }
+  }
 }

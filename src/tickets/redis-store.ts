@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { createRequire } from 'node:module'
+import type { Redis, RedisOptions } from 'ioredis'
 import { invalidOption } from '../errors.js'
 import type { TicketConsumeResult, TicketStore, UploadTicket } from './store.js'
 
@@ -83,7 +84,9 @@ export function createRedisTicketStore (options: RedisTicketStoreOptions): Ticke
       autoResendUnfulfilledCommands: false,
       connectTimeout: commandTimeout
     }
-    client = new Redis(options.url, redisOptions)
+    // Loaded on first use: importing the tickets (with the memory store) does not load ioredis.
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }
+    client = new RedisClient(options.url, redisOptions)
     // ioredis reconnects by itself; an unhandled 'error' event would crash the process.
     client.on('error', () => {})
   }

@@ -1,6 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { invalidOption, isOssCallbackError, ossError } from '../errors.js'
+import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from '../receiver/lingering-close.js'
+import { sendError, toOssError } from '../receiver/plugin.js'
 import { parseTicketRequest, type TicketGrant, type UploadTickets } from './issuer.js'
 
 /**
@@ -10,24 +12,57 @@ import { parseTicketRequest, type TicketGrant, type UploadTickets } from './issu
  */
 export type TicketAuthorizer = (request: FastifyRequest) => boolean | TicketGrant | Promise<boolean | TicketGrant>
 
-/** Options of {@link ticketRoute}. */
-export interface TicketRouteOptions {
-  /** The route path. */
-  path: string
+/** Options of the ticket route plugin ({@link ticketRoutes}, `ossTickets` in `oss-callback/tickets`). */
+export interface TicketRoutesOptions {
+  /** The issuer, made with `createUploadTickets`; give its `bindCallback` to the receiver plugin's `preHandler`. */
   tickets: UploadTickets
+  /** The app's own check of who may get a ticket (a session, an API key). Required. */
   authorize: TicketAuthorizer
+  /** Path of the ticket endpoint. Default `/oss/upload-tickets`. */
+  path?: string
+  /**
+   * @internal Bounds of the lingering close after a refusal that leaves the body unread (413).
+   * Default {@link LINGER_DEFAULTS}; tests use short ones.
+   */
+  lingeringClose?: Partial<LingerOptions>
 }
 
 /** Ticket requests are small JSON objects. */
 const TICKET_BODY_LIMIT_BYTES = 16 * 1024
 
 /**
- * The ticket endpoint, `POST <path>` with an optional JSON body. The oss-callback
- * plugin registers it in a child scope: its JSON parser stays away from the callback
- * route's raw-body parsers, and errors go through the plugin's error handler.
+ * The ticket endpoint, `POST <path>` with an optional JSON body, answering refusals with coded JSON
+ * errors. Its JSON parser and error handler stay in its own scope. Closes the tickets' store on close
+ * when the tickets made it (the default memory store).
+ *
+ * ```ts
+ * const tickets = createUploadTickets({ accessKeyId, accessKeySecret, bucket, endpoint, region, callbackUrl })
+ * await app.register(ossTickets, { tickets, authorize: (request) => ({ subject: request.user.id }) })
+ * await app.register(ossCallback, { preHandler: tickets.bindCallback, handler })
+ * ```
  */
-export async function ticketRoute (fastify: FastifyInstance, options: TicketRouteOptions): Promise<void> {
-  const { path, tickets, authorize } = options
+export async function ticketRoutes (fastify: FastifyInstance, options: TicketRoutesOptions): Promise<void> {
+  const { tickets, authorize } = options
+  const path = options.path ?? '/oss/upload-tickets'
+  if (tickets === null || typeof tickets !== 'object' || typeof tickets.issue !== 'function') {
+    throw invalidOption('tickets is required: the issuer made with createUploadTickets')
+  }
+  if (typeof authorize !== 'function') throw invalidOption('authorize is required: it decides who may get a ticket')
+  if (typeof path !== 'string' || !path.startsWith('/') || fastify.hasRoute({ method: 'POST', url: path })) {
+    throw invalidOption('the tickets path must start with / and differ from every other POST route (the callback path)')
+  }
+  const linger: LingerOptions = { ...LINGER_DEFAULTS, ...options.lingeringClose }
+  fastify.addHook('onClose', async () => { await tickets.close() })
+
+  fastify.setErrorHandler((error: FastifyError, request, reply) => {
+    const err = toOssError(error)
+    // Fastify marks a refusal that left the body unread (413) to close the connection.
+    if (reply.getHeader('connection') === 'close') lingerAfterReply(request.raw.socket, linger, request.raw)
+    if (err.statusCode >= 500) request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error }, 'ticket request failed')
+    else request.log.warn({ code: err.code, reason: err.reason }, 'ticket request refused')
+    return sendError(reply, err)
+  })
+
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: TICKET_BODY_LIMIT_BYTES }, (_request, body, done) => {
     const text = (body as string).trim()

@@ -39,7 +39,7 @@ describe('callback handler context and deadline', () => {
       return { ok: true, object: cb.system.object }
     })
     expect(await send(instance)).toEqual({ status: 200, body: { ok: true, object: 'a/b.jpg' } })
-    expect(keys).toEqual(['receivedAt', 'remainingMs', 'request', 'signal'])
+    expect(keys).toEqual(['deadlineAt', 'receivedAt', 'remainingMs', 'request', 'signal'])
     expect(abortedDuring).toBe(false)
     expect(seen?.remainingMs).toBeGreaterThan(0)
     expect(seen?.remainingMs).toBeLessThanOrEqual(4500)

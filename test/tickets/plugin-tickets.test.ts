@@ -1,7 +1,9 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ossCallback, type CallbackContext, type PluginTicketOptions } from '../../src/receiver/plugin.js'
-import type { IssuedTicket } from '../../src/tickets/issuer.js'
+import { ossCallback, type CallbackContext } from '../../src/receiver/plugin.js'
+import { ossTickets } from '../../src/tickets.js'
+import { createUploadTickets, type IssuedTicket, type TicketContext, type UploadTicketsOptions } from '../../src/tickets/issuer.js'
+import type { TicketRoutesOptions } from '../../src/tickets/route.js'
 import { createMemoryTicketStore, type TicketStore, type UploadTicket } from '../../src/tickets/store.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { testKeyPair } from '../helpers/keys.js'
@@ -29,30 +31,34 @@ async function harness (overrides: Partial<PluginTicketOptions> = {}, plugin: { 
   const clock = { now: T0 }
   const seen: Harness['seen'] = []
   const app = Fastify()
+  const ticketOptions: PluginTicketOptions = {
+    accessKeyId: 'ak',
+    accessKeySecret: 'sk',
+    bucket: 'demo-bucket',
+    endpoint: 'https://oss-cn-hangzhou.aliyuncs.com',
+    region: 'cn-hangzhou',
+    callbackUrl: 'https://app.example.com/oss/callback',
+    now: () => clock.now,
+    authorize: (request) => {
+      const user = request.headers['x-user']
+      if (user === 'boom') throw new Error('session store down')
+      return typeof user === 'string' ? { subject: user } : false
+    },
+    ...overrides
+  }
+  const { authorize, path, ...issuer } = ticketOptions
+  const tickets = createUploadTickets(issuer)
   await app.register(ossCallback, {
     path: '/oss/callback',
     keyOrigins: [keyServer.origin],
     ...plugin,
-    handler: (cb, ctx: CallbackContext) => {
+    preHandler: tickets.bindCallback,
+    handler: (cb, ctx: CallbackContext<TicketContext>) => {
       seen.push({ key: cb.system.object, ticket: ctx.ticket })
       return { ok: true, key: cb.system.object, by: ctx.ticket?.subject ?? null }
-    },
-    tickets: {
-      accessKeyId: 'ak',
-      accessKeySecret: 'sk',
-      bucket: 'demo-bucket',
-      endpoint: 'https://oss-cn-hangzhou.aliyuncs.com',
-      region: 'cn-hangzhou',
-      callbackUrl: 'https://app.example.com/oss/callback',
-      now: () => clock.now,
-      authorize: (request) => {
-        const user = request.headers['x-user']
-        if (user === 'boom') throw new Error('session store down')
-        return typeof user === 'string' ? { subject: user } : false
-      },
-      ...overrides
     }
   })
+  await app.register(ossTickets, { tickets, authorize, ...(path === undefined ? {} : { path }) })
   await app.ready()
   return {
     app,
@@ -69,6 +75,15 @@ async function harness (overrides: Partial<PluginTicketOptions> = {}, plugin: { 
 
 function decodePolicy (issued: IssuedTicket): { expiration: string, conditions: unknown[] } {
   return JSON.parse(Buffer.from(issued.fields.policy as string, 'base64').toString('utf8'))
+}
+
+/** The ticket options as one object: the issuer's, and the ticket route's `authorize` and `path`. */
+type PluginTicketOptions = UploadTicketsOptions & Pick<TicketRoutesOptions, 'authorize' | 'path'>
+
+/** Registers the ticket route and binds the callback plugin to its tickets, as an app does. */
+async function registerTickets (app: FastifyInstance, options: PluginTicketOptions): Promise<void> {
+  const { authorize, path, ...issuer } = options
+  await app.register(ossTickets, { tickets: createUploadTickets(issuer), authorize, ...(path === undefined ? {} : { path }) })
 }
 
 const errorBody = (statusCode: number, code: string, error: string, message: string): object => ({ statusCode, code, error, message })
@@ -167,7 +182,11 @@ describe('ticket endpoint (plugin, app authorize hook)', () => {
     ]
     for (const [patch, message] of cases) {
       const app = Fastify()
-      await expect(app.register(ossCallback, { path: '/oss/callback', tickets: { ...base, ...patch } }).ready(), String(message))
+      await expect((async () => {
+        await app.register(ossCallback, { path: '/oss/callback' })
+        await registerTickets(app, { ...base, ...patch })
+        await app.ready()
+      })(), String(message))
         .rejects.toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION', message })
       await app.close()
     }
