@@ -17,6 +17,7 @@ export default defineConfig({
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'text'],
       reportsDirectory: 'coverage',
+      reportOnFailure: true,
       thresholds: {
         'src/protocol/**': { lines: 90 },
         'src/keys/**': { lines: 90 },
