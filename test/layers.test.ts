@@ -24,6 +24,7 @@ describe('the layering rules', () => {
     ['src/keys/fixture.ts', '../../test/helpers/keys.js'],
     ['src/receiver/fixture.ts', '../server/app.js'],
     ['src/receiver/fixture.ts', '../sim/server.js'],
+    ['src/receiver/fixture.ts', '../tickets/store.js'],
     ['src/server/fixture.ts', '../client/upload.js'],
     ['src/server/fixture.ts', '../sim/server.js'],
     ['src/client/fixture.ts', '../server/app.js'],
