@@ -1,5 +1,5 @@
 // The root entry: the framework-free verifier and nothing else. It must stay cheap to import
-// (no Fastify, no ali-oss, no Redis, no node-forge until the self-test needs it): test/e2e/entry-points.test.ts.
+// (no Fastify, no ali-oss, no Redis, no node-forge until the self-test needs it): test/entry-points.e2e.test.ts.
 export { errors, isOssCallbackError, type ErrorReply, type OssCallbackError, type OssCallbackErrorCode } from './errors.js'
 export type { CallbackBodyType, CallbackSystemFields } from './protocol/body.js'
 export type { KeyUrlPolicy } from './protocol/key-url.js'

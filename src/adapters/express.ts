@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
 import { errorReplyOf, replyBytes } from '../receiver/reply.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from '../receiver/verify.js'
-import { bodyLimitOption, DEFAULT_DEADLINE_MS, wholeNumberOption } from './options.js'
+import { bodyLimitOption, DEFAULT_DEADLINE_MS } from './options.js'
+import { wholeNumberOption } from '../options.js'
 import { bodyAlreadyRead, readNodeBody } from './read-body.js'
 
 declare global {
@@ -85,7 +86,7 @@ export function sendCallbackReply (res: ServerResponse, value?: unknown): void {
  */
 export function ossCallback (options: ExpressCallbackOptions = {}): CallbackMiddleware {
   const bodyLimit = bodyLimitOption(options.bodyLimitBytes)
-  const deadlineMs = wholeNumberOption('deadlineMs', options.deadlineMs, DEFAULT_DEADLINE_MS, 60_000)
+  const deadlineMs = wholeNumberOption('deadlineMs', options.deadlineMs, DEFAULT_DEADLINE_MS, { max: 60_000 })
   const verifier = options.verifier ?? createCallbackVerifier(options)
   const onFailure = options.onFailure
 

@@ -1,6 +1,7 @@
 import { basename } from 'node:path'
 import { invalidOption } from '../errors.js'
 import { defaultCallbackBody } from '../protocol/callback-param.js'
+import { wholeNumberOption } from '../options.js'
 
 /** How the uploader signs its requests: V4 (`OSS4-HMAC-SHA256`, OSS's current scheme) or V1 (HMAC-SHA1). */
 export type SignatureVersion = 1 | 4
@@ -107,14 +108,6 @@ export function normalizeRegion (region: string): string {
   return bare
 }
 
-function positiveInteger (name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalidOption(`${name}: must be a whole number from ${min} to ${max}`)
-  }
-  return value
-}
-
 function nonEmpty (name: string, value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') throw invalidOption(`${name}: required`)
   return value
@@ -177,10 +170,10 @@ export function resolveUploadOptions (options: UploadOptions): ResolvedUploadOpt
 
   const post = options.post ?? false
   if (typeof post !== 'boolean') throw invalidOption('post: must be a boolean')
-  const multipartThresholdBytes = positiveInteger('multipartThresholdBytes', options.multipartThresholdBytes, UPLOAD_DEFAULTS.multipartThresholdBytes)
-  const partSizeBytes = positiveInteger('partSizeBytes', options.partSizeBytes, UPLOAD_DEFAULTS.partSizeBytes, MIN_PART_SIZE_BYTES, MAX_PART_SIZE_BYTES)
-  const parallelParts = positiveInteger('parallelParts', options.parallelParts, UPLOAD_DEFAULTS.parallelParts, 1, 64)
-  const requestTimeoutMs = positiveInteger('requestTimeoutMs', options.requestTimeoutMs, UPLOAD_DEFAULTS.requestTimeoutMs, 1000, 3_600_000)
+  const multipartThresholdBytes = wholeNumberOption('multipartThresholdBytes', options.multipartThresholdBytes, UPLOAD_DEFAULTS.multipartThresholdBytes)
+  const partSizeBytes = wholeNumberOption('partSizeBytes', options.partSizeBytes, UPLOAD_DEFAULTS.partSizeBytes, { min: MIN_PART_SIZE_BYTES, max: MAX_PART_SIZE_BYTES })
+  const parallelParts = wholeNumberOption('parallelParts', options.parallelParts, UPLOAD_DEFAULTS.parallelParts, { min: 1, max: 64 })
+  const requestTimeoutMs = wholeNumberOption('requestTimeoutMs', options.requestTimeoutMs, UPLOAD_DEFAULTS.requestTimeoutMs, { min: 1000, max: 3_600_000 })
   if (options.contentType !== undefined && !/^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(?:\s*;.*)?$/.test(options.contentType)) {
     throw invalidOption('contentType: must be a media type such as image/png')
   }

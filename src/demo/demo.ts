@@ -3,13 +3,13 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { invalidOption } from '../errors.js'
 import type { CallbackHandler } from '../receiver/plugin.js'
 import type { TicketContext } from '../tickets/issuer.js'
 import { buildApp } from '../server/app.js'
 import { loadConfig } from '../server/config.js'
 import { DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { startSimulator, type Simulator } from '../sim/server.js'
+import { wholeNumberOption } from '../options.js'
 
 /**
  * The browser-upload demo: the one place where the simulator, the receiver and an
@@ -90,8 +90,7 @@ interface RecordedCallback {
 /** Starts the simulator, the receiver and the demo backend. */
 export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const host = options.host ?? '127.0.0.1'
-  const pagePort = options.port ?? 8000
-  if (!Number.isInteger(pagePort) || pagePort < 0 || pagePort > 65535) throw invalidOption('port must be a whole number from 0 to 65535')
+  const pagePort = wholeNumberOption('port', options.port, 8000, { min: 0, max: 65535 })
   const maxSizeBytes = options.maxSizeBytes ?? 10 * 1024 * 1024
   const log = options.log ?? (() => {})
   const files = await loadPublicFiles()

@@ -2,6 +2,7 @@ import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { invalidOption } from '../errors.js'
 import { createRateLimiter, DEFAULT_DIAGNOSES_PER_SECOND, type RateLimiter } from './rate-limit.js'
+import { wholeNumberOption } from '../options.js'
 
 /** A request as the HTTP server received it, enough to write it back out. */
 export interface CapturedRequest {
@@ -59,12 +60,6 @@ function captureName (at: number, seq: number): string {
   return `capture-${String(at).padStart(13, '0')}-${String(seq).padStart(6, '0')}.http`
 }
 
-function whole (name: string, value: number | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw invalidOption(`${name} must be a whole number from 1 to ${max}, got ${String(value)}`)
-  return value
-}
-
 /**
  * A capture writer. Files are named `capture-<ms>-<seq>.http`, so that their
  * names sort oldest first; each is written to a temporary name with mode 0600
@@ -73,8 +68,8 @@ function whole (name: string, value: number | undefined, fallback: number, max: 
 export function createCaptureWriter (options: CaptureWriterOptions): CaptureWriter {
   const dir = options.dir
   if (typeof dir !== 'string' || dir === '') throw invalidOption('captureDir must be a directory path')
-  const max = whole('captureMax', options.max, DEFAULT_CAPTURE_MAX, 100_000)
-  const maxBytes = whole('captureMaxBytes', options.maxBytes, DEFAULT_CAPTURE_MAX_BYTES, 64 * 1024 * 1024)
+  const max = wholeNumberOption('captureMax', options.max, DEFAULT_CAPTURE_MAX, { max: 100_000 })
+  const maxBytes = wholeNumberOption('captureMaxBytes', options.maxBytes, DEFAULT_CAPTURE_MAX_BYTES, { max: 64 * 1024 * 1024 })
   const now = options.now ?? Date.now
   const limiter: RateLimiter = createRateLimiter(options.perSecond ?? DEFAULT_DIAGNOSES_PER_SECOND, now)
   const onError = options.onError ?? (() => {})

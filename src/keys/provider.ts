@@ -1,8 +1,9 @@
 import type { KeyObject } from 'node:crypto'
-import { invalidOption, isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
+import { isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
 import { PRODUCTION_KEY_HOST } from '../protocol/key-url.js'
 import { parsePublicKeyPem } from '../protocol/signature.js'
 import { defaultPinnedKeys } from './pinned.js'
+import { wholeNumberOption } from '../options.js'
 
 /** The `fetch` the provider calls; `globalThis.fetch` by default. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
@@ -64,22 +65,6 @@ interface CacheEntry {
 }
 interface Failure { until: number }
 
-function positiveInt (name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw invalidOption(`${name} must be a positive whole number, got ${String(value)}`)
-  }
-  return value
-}
-
-function nonNegativeInt (name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw invalidOption(`${name} must be a whole number >= 0, got ${String(value)}`)
-  }
-  return value
-}
-
 /**
  * Supplies public keys by URL: pinned keys first, then a bounded TTL cache,
  * then one fetch per URL however many callbacks ask at once (single flight).
@@ -104,12 +89,12 @@ export class KeyProvider {
   constructor (options: KeyProviderOptions = {}) {
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
     this.now = options.now ?? Date.now
-    this.fetchTimeoutMs = positiveInt('keyFetchTimeoutMs', options.fetchTimeoutMs, 2000)
-    this.maxKeyBytes = positiveInt('maxKeyBytes', options.maxKeyBytes, 16 * 1024)
-    this.cacheTtlMs = positiveInt('keyCacheTtlMs', options.cacheTtlMs, 60 * 60 * 1000)
-    this.cacheMaxEntries = positiveInt('keyCacheMaxEntries', options.cacheMaxEntries, 100)
-    this.failureBackoffMs = nonNegativeInt('keyFetchFailureBackoffMs', options.failureBackoffMs, 5000)
-    this.refreshMinIntervalMs = nonNegativeInt('keyRefreshMinIntervalMs', options.refreshMinIntervalMs, 60_000)
+    this.fetchTimeoutMs = wholeNumberOption('keyFetchTimeoutMs', options.fetchTimeoutMs, 2000)
+    this.maxKeyBytes = wholeNumberOption('maxKeyBytes', options.maxKeyBytes, 16 * 1024)
+    this.cacheTtlMs = wholeNumberOption('keyCacheTtlMs', options.cacheTtlMs, 60 * 60 * 1000)
+    this.cacheMaxEntries = wholeNumberOption('keyCacheMaxEntries', options.cacheMaxEntries, 100)
+    this.failureBackoffMs = wholeNumberOption('keyFetchFailureBackoffMs', options.failureBackoffMs, 5000, { min: 0 })
+    this.refreshMinIntervalMs = wholeNumberOption('keyRefreshMinIntervalMs', options.refreshMinIntervalMs, 60_000, { min: 0 })
     this.pinned = options.pinned ?? defaultPinnedKeys()
     this.httpsOnlyHosts = new Set(options.httpsOnlyHosts ?? [PRODUCTION_KEY_HOST])
   }

@@ -6,6 +6,7 @@ import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { LINGER_DEFAULTS, lingerAfterReply, type LingerOptions } from './lingering-close.js'
 import { DEFAULT_REPLY, errorReplyOf, replyBytes } from './reply.js'
 import { createCallbackVerifier, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback } from './verify.js'
+import { wholeNumberOption } from '../options.js'
 
 export { errorReplyOf, MAX_REPLY_BYTES, RawJsonReply } from './reply.js'
 
@@ -106,14 +107,6 @@ export function headerForLog (value: string | readonly string[] | undefined): st
   if (value === undefined) return undefined
   const text = typeof value === 'string' ? value : value.join(', ')
   return text.length <= MAX_LOGGED_HEADER_CHARS ? text : `${text.slice(0, MAX_LOGGED_HEADER_CHARS)}…[cut]`
-}
-
-function checkPositive (name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
-    throw invalidOption(`${name} must be a whole number from 1 to ${max}, got ${String(value)}`)
-  }
-  return value
 }
 
 /** Maps Fastify's own body errors into the registry; anything unknown becomes `OSS_CB_ERR_INTERNAL`. */
@@ -244,12 +237,12 @@ async function runStep (
 export async function ossCallback (fastify: FastifyInstance, options: OssCallbackPluginOptions): Promise<void> {
   const path = options.path ?? '/oss/callback'
   if (!path.startsWith('/')) throw invalidOption(`path must start with /, got ${JSON.stringify(path)}`)
-  const deadlineMs = checkPositive('deadlineMs', options.deadlineMs, 4500, 60_000)
-  const bodyLimit = checkPositive('bodyLimitBytes', options.bodyLimitBytes, 64 * 1024, 64 * 1024 * 1024)
+  const deadlineMs = wholeNumberOption('deadlineMs', options.deadlineMs, 4500, { max: 60_000 })
+  const bodyLimit = wholeNumberOption('bodyLimitBytes', options.bodyLimitBytes, 64 * 1024, { max: 64 * 1024 * 1024 })
   const verifier = options.verifier ?? createCallbackVerifier(options)
   const linger: LingerOptions = {
-    maxBytes: checkPositive('lingeringClose.maxBytes', options.lingeringClose?.maxBytes, LINGER_DEFAULTS.maxBytes),
-    maxMs: checkPositive('lingeringClose.maxMs', options.lingeringClose?.maxMs, LINGER_DEFAULTS.maxMs, 60_000)
+    maxBytes: wholeNumberOption('lingeringClose.maxBytes', options.lingeringClose?.maxBytes, LINGER_DEFAULTS.maxBytes),
+    maxMs: wholeNumberOption('lingeringClose.maxMs', options.lingeringClose?.maxMs, LINGER_DEFAULTS.maxMs, { max: 60_000 })
   }
   const handler = options.handler
   const onFailure = options.onFailure

@@ -15,6 +15,7 @@ import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
 import { createForwarder } from './forward.js'
 import { createServerMetrics } from './metrics.js'
+import { wholeNumberOption } from '../options.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
 export interface AppDependencies {
@@ -74,10 +75,7 @@ export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = Object.freeze({
 function resolveTimeouts (given: Partial<ServerTimeouts> = {}): ServerTimeouts {
   const t: ServerTimeouts = { ...SERVER_TIMEOUTS }
   for (const name of Object.keys(SERVER_TIMEOUTS) as Array<keyof ServerTimeouts>) {
-    const v = given[name]
-    if (v === undefined) continue
-    if (!Number.isSafeInteger(v) || v <= 0) throw invalidOption(`timeouts.${name} must be a positive whole number, got ${String(v)}`)
-    t[name] = v
+    t[name] = wholeNumberOption(`timeouts.${name}`, given[name], t[name])
   }
   if (t.headersTimeoutMs > t.requestTimeoutMs) throw invalidOption('timeouts.headersTimeoutMs must not exceed timeouts.requestTimeoutMs')
   return t

@@ -9,6 +9,7 @@ import type { CallbackBodyType, CallbackSystemFields } from '../protocol/body.js
 import type { KeySource } from '../keys/provider.js'
 import { MAX_REPLY_BYTES, RawJsonReply, type CallbackContext, type CallbackHandler } from '../receiver/plugin.js'
 import type { VerifiedCallback } from '../receiver/verify.js'
+import { wholeNumberOption } from '../options.js'
 
 /** The `type` of every envelope forward mode sends. */
 export const FORWARD_EVENT_TYPE = 'oss.callback.verified'
@@ -120,14 +121,6 @@ export function checkForwardSecret (secret: string, name = 'forwardSecret'): voi
   }
 }
 
-function checkWhole (name: string, value: number | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
-    throw invalidOption(`${name} must be a whole number from 1 to ${max}, got ${String(value)}`)
-  }
-  return value
-}
-
 /** The envelope forward mode sends for `callback`. */
 export function forwardEnvelope (callback: VerifiedCallback, receivedAt: number): ForwardEnvelope {
   return {
@@ -174,8 +167,8 @@ interface UpstreamAnswer { status: 200 | 204, body: Buffer }
 export function createForwarder (options: ForwarderOptions): Forwarder {
   const url = checkForwardUrl(options.url)
   checkForwardSecret(options.secret)
-  const timeoutMs = checkWhole('forwardTimeoutMs', options.timeoutMs, 3500, 60_000)
-  const maxSockets = checkWhole('forwardMaxSockets', options.maxSockets, 64, 10_000)
+  const timeoutMs = wholeNumberOption('forwardTimeoutMs', options.timeoutMs, 3500, { max: 60_000 })
+  const maxSockets = wholeNumberOption('forwardMaxSockets', options.maxSockets, 64, { max: 10_000 })
   const webhook = new Webhook(options.secret)
   const now = options.now ?? Date.now
   const messageId = options.messageId ?? (() => `msg_${randomUUID()}`)

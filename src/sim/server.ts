@@ -15,6 +15,7 @@ import { OSS_ERRORS, OssHttpError } from './oss-error.js'
 import { postObject } from './post-object.js'
 import { fireTestCallback, SEND_PATH } from './send-endpoint.js'
 import { DiskStore, MemoryStore, type ObjectStore } from './store.js'
+import { wholeNumberOption } from '../options.js'
 
 export { SIM_DEV_CREDENTIALS }
 
@@ -62,16 +63,11 @@ export interface Simulator {
 const KEY_FILE = 'callback-key.pem'
 
 function validateOptions (o: SimulatorOptions): Required<Pick<SimulatorOptions, 'port' | 'host' | 'callbackTimeoutMs' | 'maxObjectBytes'>> {
-  const port = o.port ?? 8090
+  const port = wholeNumberOption('port', o.port, 8090, { min: 0, max: 65535 })
   const host = o.host ?? '127.0.0.1'
-  const callbackTimeoutMs = o.callbackTimeoutMs ?? OSS_CALLBACK_TIMEOUT_MS
-  const maxObjectBytes = o.maxObjectBytes ?? 1024 * 1024 * 1024
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port must be an integer from 0 to 65535')
+  const callbackTimeoutMs = wholeNumberOption('callbackTimeoutMs', o.callbackTimeoutMs, OSS_CALLBACK_TIMEOUT_MS, { max: 60_000 })
+  const maxObjectBytes = wholeNumberOption('maxObjectBytes', o.maxObjectBytes, 1024 * 1024 * 1024)
   if (typeof host !== 'string' || host === '') throw invalidOption('host must be a non-empty address')
-  if (!Number.isInteger(callbackTimeoutMs) || callbackTimeoutMs < 1 || callbackTimeoutMs > 60_000) {
-    throw invalidOption('callbackTimeoutMs must be an integer from 1 to 60000')
-  }
-  if (!Number.isSafeInteger(maxObjectBytes) || maxObjectBytes < 1) throw invalidOption('maxObjectBytes must be a positive integer')
   if (o.credentials !== undefined && (o.credentials.accessKeyId === '' || o.credentials.accessKeySecret === '')) {
     throw invalidOption('credentials need a non-empty access key id and secret')
   }

@@ -6,6 +6,7 @@ import {
   createPostForm, MAX_OBJECT_KEY_BYTES, MAX_POST_OBJECT_BYTES, type PostSignatureVersion
 } from '../protocol/post-policy.js'
 import { createMemoryTicketStore, type TicketConsumeOptions, type TicketStore, type UploadTicket } from './store.js'
+import { wholeNumberOption } from '../options.js'
 
 /** Options of {@link createUploadTickets}: what every ticket's policy is built from. */
 export interface UploadTicketsOptions {
@@ -126,12 +127,6 @@ const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/
 const REMEMBER_AFTER_MS = 15 * 60_000
 const MAX_SUBJECT_CHARS = 256
 
-function wholeNumber (name: string, value: number | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw invalidOption(`${name} must be a whole number from ${min} to ${max}, got ${String(value)}`)
-  return value
-}
-
 function nonEmpty (name: string, value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') throw invalidOption(`${name} is required`)
   return value
@@ -216,9 +211,9 @@ export function createUploadTickets (options: UploadTicketsOptions): UploadTicke
     throw invalidOption('region (such as cn-hangzhou) is required for V4 form signatures')
   }
   const prefix = checkPrefix(options.uploadPrefix ?? 'uploads/')
-  const expirySeconds = wholeNumber('expirySeconds', options.expirySeconds, 600, 1, 7 * 24 * 3600)
-  const graceSeconds = wholeNumber('callbackGraceSeconds', options.callbackGraceSeconds, 3600, 0, 7 * 24 * 3600)
-  const maxSizeBytes = wholeNumber('maxSizeBytes', options.maxSizeBytes, 100 * 1024 * 1024, 1, MAX_POST_OBJECT_BYTES)
+  const expirySeconds = wholeNumberOption('expirySeconds', options.expirySeconds, 600, { min: 1, max: 7 * 24 * 3600 })
+  const graceSeconds = wholeNumberOption('callbackGraceSeconds', options.callbackGraceSeconds, 3600, { min: 0, max: 7 * 24 * 3600 })
+  const maxSizeBytes = wholeNumberOption('maxSizeBytes', options.maxSizeBytes, 100 * 1024 * 1024, { min: 1, max: MAX_POST_OBJECT_BYTES })
   let allowedTypes: string[] | undefined
   if (options.contentTypes !== undefined) {
     allowedTypes = options.contentTypes.map((t) => t.trim().toLowerCase())

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import type { Redis, RedisOptions } from 'ioredis'
 import { invalidOption } from '../errors.js'
 import type { TicketConsumeResult, TicketStore, UploadTicket } from './store.js'
+import { wholeNumberOption } from '../options.js'
 
 /** Options of {@link createRedisTicketStore}. */
 export interface RedisTicketStoreOptions {
@@ -45,12 +46,6 @@ function parseTicket (text: string): UploadTicket {
   return value as UploadTicket
 }
 
-function positive (name: string, value: number | undefined, fallback: number): number {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v <= 0) throw invalidOption(`${name} must be a positive whole number, got ${String(v)}`)
-  return v
-}
-
 /**
  * A ticket store in Redis, shared by every receiver instance behind a load balancer.
  * A ticket is one key holding its JSON; consuming replaces it with a `used` marker
@@ -63,9 +58,9 @@ function positive (name: string, value: number | undefined, fallback: number): n
  */
 export function createRedisTicketStore (options: RedisTicketStoreOptions): TicketStore & { readonly client: Redis } {
   const keyPrefix = options.keyPrefix ?? 'oss-callback:ticket:'
-  const commandTimeout = positive('commandTimeoutMs', options.commandTimeoutMs, 2000)
-  const healthInterval = positive('healthCheckIntervalMs', options.healthCheckIntervalMs, 1000)
-  const healthTimeout = positive('healthCheckTimeoutMs', options.healthCheckTimeoutMs, 1000)
+  const commandTimeout = wholeNumberOption('commandTimeoutMs', options.commandTimeoutMs, 2000)
+  const healthInterval = wholeNumberOption('healthCheckIntervalMs', options.healthCheckIntervalMs, 1000)
+  const healthTimeout = wholeNumberOption('healthCheckTimeoutMs', options.healthCheckTimeoutMs, 1000)
   // The script must have run this long before its caller stops waiting, so that its reply
   // is read in time: a ticket consumed by a script whose reply came too late would be lost.
   const replyMargin = Math.min(250, Math.floor(commandTimeout / 4))

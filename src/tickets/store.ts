@@ -1,4 +1,4 @@
-import { invalidOption } from '../errors.js'
+import { wholeNumberOption } from '../options.js'
 
 /** One upload ticket: what one PostObject upload may be, and who asked for it. */
 export interface UploadTicket {
@@ -74,8 +74,7 @@ interface MemoryEntry {
  * within the process.
  */
 export function createMemoryTicketStore (options: MemoryTicketStoreOptions = {}): TicketStore {
-  const maxTickets = options.maxTickets ?? 100_000
-  if (!Number.isSafeInteger(maxTickets) || maxTickets <= 0) throw invalidOption(`maxTickets must be a positive whole number, got ${String(maxTickets)}`)
+  const maxTickets = wholeNumberOption('maxTickets', options.maxTickets, 100_000)
   const now = options.now ?? Date.now
   const entries = new Map<string, MemoryEntry>()
 

@@ -105,8 +105,8 @@ describe('resolveUploadOptions', () => {
     [{ bucket: 'Demo_Bucket' }, 'bucket: 3 to 63 characters, lower-case letters, digits and "-", not starting or ending with "-"'],
     [{ key: '/abs' }, 'key: must not start with "/" or "\\"'],
     [{ key: 'k'.repeat(1024) }, 'key: must be 1 to 1023 bytes of UTF-8'],
-    [{ partSizeBytes: 1000 }, 'partSizeBytes: must be a whole number from 102400 to 5368709120'],
-    [{ parallelParts: 0 }, 'parallelParts: must be a whole number from 1 to 64'],
+    [{ partSizeBytes: 1000 }, 'partSizeBytes must be a whole number from 102400 to 5368709120, got 1000'],
+    [{ parallelParts: 0 }, 'parallelParts must be a whole number from 1 to 64, got 0'],
     [{ accessKeySecret: '' }, 'accessKeySecret (OSS_ACCESS_KEY_SECRET): required'],
     [{ contentType: 'not a type' }, 'contentType: must be a media type such as image/png']
   ])('refuses %j', (extra, message) => {

@@ -233,14 +233,15 @@ describe('forward mode', () => {
       expect(res.elapsedMs).toBeLessThan(3000)
     })
 
-    it('never answers: 504 when the forward timeout (default 3.5 s) passes', async () => {
+    // The 3.5 s default is asserted on the configuration ('reads the forward settings, with a 3500 ms default timeout').
+    it('never answers: 504 when the forward timeout passes', async () => {
       upstream.behave(() => {})
-      const base = await startGateway()
+      const base = await startGateway({ OSS_CALLBACK_FORWARD_TIMEOUT_MS: '300' })
       const res = await sendCallback(base)
       expect(res.status).toBe(504)
       expect(JSON.parse(res.text)).toEqual(TIMEOUT)
-      expect(res.elapsedMs).toBeGreaterThanOrEqual(3400)
-      expect(res.elapsedMs).toBeLessThan(5000)
+      expect(res.elapsedMs).toBeGreaterThanOrEqual(290)
+      expect(res.elapsedMs).toBeLessThan(3000)
     })
 
     it('slow past the time left: the forward is cut at the callback\'s deadline, not its own 3.5 s', async () => {
