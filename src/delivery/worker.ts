@@ -250,13 +250,8 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     while (!signal.aborted) {
       const limit = backoff.open ? 1 : concurrency
       if (running.size >= limit) { await slotFreed(); continue }
-      if (backoff.open) {
-        // Claimed events not yet started are let go: their leases lapse and they come due again,
-        // paced by the back-off, instead of waiting here while their leases run out.
-        buffer.length = 0
-        const wait = backoff.waitMs()
-        if (wait > 0) { await clock.sleep(wait, signal); continue }
-      }
+      const wait = backoff.waitMs()
+      if (wait > 0) { await clock.sleep(wait, signal); continue }
       if (buffer.length === 0) {
         let claimed: StoredEvent[]
         try {
