@@ -183,7 +183,7 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
   const report = (err: unknown): void => { options.onError?.(err) }
 
   async function attempt (event: StoredEvent, budgetMs: number, signal: AbortSignal | undefined,
-    answerFor: AttemptNowOptions['answer'], background: boolean): Promise<AttemptResult> {
+    answerFor: AttemptNowOptions['answer'], background: boolean, answered?: () => void): Promise<AttemptResult> {
     const at = clock.now()
     const started = performance.now()
     const headers = {
@@ -206,6 +206,7 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
       classification = err instanceof SendFailure ? classifyFailure(err.kind, err.detail) : classifyFailure('unreachable')
     }
     const latencyMs = performance.now() - started
+    answered?.()
     // A cut-short attempt says nothing about the app's health.
     if (classification.reason !== 'aborted') backoff.record(classification.outcome !== 'retry')
     const result: AttemptResult = { outcome: classification.outcome, reason: classification.reason, status, body, error: classification.error, state: null, nextAttemptAt: null }
@@ -233,16 +234,22 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
 
   // The background loop.
   const stopping = new AbortController()
-  const running = new Set<Promise<unknown>>()
+  const running = new Set<object>()
+  const recording = new Set<Promise<unknown>>()
   const buffer: StoredEvent[] = []
   let slotWaiter: (() => void) | undefined
   let loop: Promise<void> | undefined
   const slotFreed = (): Promise<void> => new Promise((resolve) => { slotWaiter = resolve })
   const wake = (): void => { const w = slotWaiter; slotWaiter = undefined; w?.() }
 
+  // A slot is the app's: it frees when the app has answered, while the outcome is still being
+  // recorded (the event stays leased until then, so no claim takes it again meanwhile).
   function launch (event: StoredEvent): void {
-    const p = attempt(event, timeoutMs, undefined, undefined, true).catch(report).finally(() => { running.delete(p); wake() })
-    running.add(p)
+    const slot = {}
+    running.add(slot)
+    const free = (): void => { if (running.delete(slot)) wake() }
+    const p = attempt(event, timeoutMs, undefined, undefined, true, free).catch(report).finally(() => { free(); recording.delete(p) })
+    recording.add(p)
   }
 
   async function run (): Promise<void> {
@@ -294,7 +301,7 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
       stopping.abort()
       wake()
       await loop
-      await Promise.all([...running])
+      await Promise.all([...recording])
       ownAgent?.destroy()
     }
   }

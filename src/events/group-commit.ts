@@ -6,6 +6,12 @@ import type { CommitObserver } from './store.js'
  * fsync. Each caller resolves with its own write's result after the commit; if the transaction
  * fails, every caller of that batch is rejected with `OSS_CB_ERR_STORE_FAILED` and the next batch
  * starts afresh (so a store that is writable again recovers by itself).
+ *
+ * A write is `durable` (the default) or relaxed. A batch with a durable write commits with a
+ * flush to disk before any caller resolves; a batch of relaxed writes only (a delivery outcome,
+ * a claim) commits without waiting for one: it survives a process crash (it is in the OS's
+ * hands), and a later durable commit flushes it; only a machine crash can lose it, and then
+ * the event is delivered again (at least once), never lost.
  */
 export class GroupCommit<Tx> {
   private queue: Array<Pending<Tx>> = []
@@ -14,19 +20,19 @@ export class GroupCommit<Tx> {
   private idle: Array<() => void> = []
 
   /**
-   * @param runBatch runs `ops` in one transaction and returns their results in order, or throws.
+   * @param runBatch runs `ops` in one transaction (flushed to disk when `durable`) and returns their results in order, or throws.
    * @param maxInFlight transactions that may run at once; later writes wait and join one batch.
    */
   constructor (
-    private readonly runBatch: (ops: Array<(tx: Tx) => unknown>) => Promise<unknown[]>,
+    private readonly runBatch: (ops: Array<(tx: Tx) => unknown>, durable: boolean) => Promise<unknown[]>,
     private readonly maxInFlight: number,
     private readonly onCommit?: CommitObserver
   ) {}
 
   /** Queues one write; resolves with its result after its transaction commits. */
-  write<T> (op: (tx: Tx) => T | Promise<T>): Promise<T> {
+  write<T> (op: (tx: Tx) => T | Promise<T>, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject })
+      this.queue.push({ op, durable, resolve: resolve as (v: unknown) => void, reject })
       this.schedule()
     })
   }
@@ -51,7 +57,7 @@ export class GroupCommit<Tx> {
     this.inFlight++
     const started = performance.now()
     try {
-      const results = await this.runBatch(batch.map((p) => p.op))
+      const results = await this.runBatch(batch.map((p) => p.op), batch.some((p) => p.durable))
       this.onCommit?.({ writes: batch.length, seconds: (performance.now() - started) / 1000 })
       batch.forEach((p, i) => p.resolve(results[i]))
     } catch (cause) {
@@ -75,6 +81,7 @@ export class GroupCommit<Tx> {
 
 interface Pending<Tx> {
   op: (tx: Tx) => unknown
+  durable: boolean
   resolve: (value: unknown) => void
   reject: (err: unknown) => void
 }

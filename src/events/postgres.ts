@@ -13,6 +13,8 @@ type Row = Record<string, unknown>
 type Client = pg.PoolClient
 
 const DEFAULT_BATCH = 500
+/** A write whose loss in a machine crash means a repeated delivery at worst: see GroupCommit. */
+const RELAXED = false
 const INT8_OID = 20
 
 /** Options of the PostgreSQL store. */
@@ -120,10 +122,11 @@ export class PostgresEventStore implements EventStore {
 
   constructor (private readonly pool: pg.Pool, options: PostgresStoreOptions) {
     this.now = options.now ?? Date.now
-    this.commit = new GroupCommit<Client>(async (ops) => {
+    this.commit = new GroupCommit<Client>(async (ops, durable) => {
       const client = await this.pool.connect()
       try {
         await client.query('BEGIN')
+        if (!durable) await client.query('SET LOCAL synchronous_commit = off')
         const results: unknown[] = []
         for (const op of ops) results.push(await op(client))
         await client.query('COMMIT')
@@ -155,9 +158,9 @@ export class PostgresEventStore implements EventStore {
   claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
     return this.commit.write(async (c) => {
       const now = this.now()
-      const { rows } = await c.query(Q.claim, [owner, now + leaseMs, now + leaseMs, now, now, limit])
+      const { rows } = await c.query(Q.claim, [owner, now + leaseMs, now + leaseMs, now, limit])
       return (rows as Row[]).map(toEvent).sort(byDue)
-    })
+    }, RELAXED)
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
@@ -166,7 +169,7 @@ export class PostgresEventStore implements EventStore {
       if (row === undefined) return false
       if (attempt !== null) await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
       return true
-    })
+    }, attempt === null)
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
@@ -175,7 +178,7 @@ export class PostgresEventStore implements EventStore {
       if (row === undefined) return false
       await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
       return true
-    })
+    }, RELAXED)
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
@@ -216,11 +219,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0)
+    return this.commit.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, RELAXED)
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0)
+    return this.commit.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, RELAXED)
   }
 
   async probe (): Promise<void> {

@@ -45,10 +45,12 @@ export function migrations (dialect: Dialect): string[][] {
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
       )`,
-      `CREATE INDEX ${EVENTS}_due ON ${EVENTS} (next_attempt_at, id) WHERE state = 'pending'`,
-      `CREATE INDEX ${EVENTS}_object ON ${EVENTS} (bucket, object_key)`,
-      `CREATE INDEX ${EVENTS}_created ON ${EVENTS} (created_at, id)`,
+      // Each query pages or claims through an index in its own order, never sorting the log.
+      `CREATE INDEX ${EVENTS}_due ON ${EVENTS} (state, next_attempt_at, id)`,
+      `CREATE INDEX ${EVENTS}_state_created ON ${EVENTS} (state, created_at, id)`,
       `CREATE INDEX ${EVENTS}_state_updated ON ${EVENTS} (state, updated_at)`,
+      `CREATE INDEX ${EVENTS}_created ON ${EVENTS} (created_at, id)`,
+      `CREATE INDEX ${EVENTS}_object ON ${EVENTS} (bucket, object_key)`,
       `CREATE TABLE ${ATTEMPTS} (
         event_id TEXT NOT NULL REFERENCES ${EVENTS} (id) ON DELETE CASCADE,
         n INTEGER NOT NULL,
@@ -71,8 +73,8 @@ export const SQL = {
     VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
   get: `SELECT * FROM ${EVENTS} WHERE id = ?`,
   // A claim moves next_attempt_at to the lease's end, so an expired lease makes the event due
-  // again and one partial index serves both the due scan and lease expiry.
-  claim: (lock: string): string => `UPDATE ${EVENTS} SET lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?, updated_at = ?
+  // again and one index serves both the due scan and lease expiry.
+  claim: (lock: string): string => `UPDATE ${EVENTS} SET lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
     WHERE id IN (SELECT id FROM ${EVENTS} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?${lock})
     RETURNING *`,
   finish: `UPDATE ${EVENTS} SET state = ?, attempts = attempts + ?, lease_owner = NULL, lease_expires_at = NULL,
@@ -104,8 +106,9 @@ export function listQuery (query: ListQuery): { sql: string, params: unknown[], 
   const params: unknown[] = []
   if (query.after !== undefined) {
     const cursor = decodeCursor(query.after)
-    where.push('(created_at > ? OR (created_at = ? AND id > ?))')
-    params.push(cursor.createdAt, cursor.createdAt, cursor.id)
+    // A row value, so both databases seek the index to the cursor instead of scanning up to it.
+    where.push('(created_at, id) > (?, ?)')
+    params.push(cursor.createdAt, cursor.id)
   }
   if (query.state !== undefined) { where.push('state = ?'); params.push(query.state) }
   if (query.since !== undefined) { where.push('created_at >= ?'); params.push(query.since) }

@@ -15,6 +15,8 @@ type Database = BetterSqlite3.Database
 type Row = Record<string, unknown>
 
 const DEFAULT_BATCH = 500
+/** A write whose loss in a machine crash means a repeated delivery at worst: see GroupCommit. */
+const RELAXED = false
 
 /**
  * Opens (and, unless `create` is false, creates) the SQLite event store at `path`: WAL with
@@ -90,7 +92,11 @@ export class SqliteEventStore implements EventStore {
   constructor (private readonly db: Database, readonly file: string, options: StoreOptions) {
     this.now = options.now ?? Date.now
     this.stmt = prepareStatements(db)
-    this.commit = new GroupCommit<Database>(async (ops) => {
+    let synchronous = 'FULL'
+    this.commit = new GroupCommit<Database>(async (ops, durable) => {
+      // In WAL mode, NORMAL commits without an fsync; the next FULL commit's fsync of the WAL covers it.
+      const wanted = durable ? 'FULL' : 'NORMAL'
+      if (wanted !== synchronous) { db.pragma(`synchronous = ${wanted}`); synchronous = wanted }
       const results: unknown[] = []
       db.transaction(() => { for (const op of ops) results.push(op(db)) }).immediate()
       return results
@@ -117,9 +123,9 @@ export class SqliteEventStore implements EventStore {
   claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
     return this.commit.write(() => {
       const now = this.now()
-      const rows = this.stmt.claim.all(owner, now + leaseMs, now + leaseMs, now, now, limit) as Row[]
+      const rows = this.stmt.claim.all(owner, now + leaseMs, now + leaseMs, now, limit) as Row[]
       return rows.map(toEvent).sort(byDue)
-    })
+    }, RELAXED)
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
@@ -128,7 +134,7 @@ export class SqliteEventStore implements EventStore {
       if (row === undefined) return false
       if (attempt !== null) this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
       return true
-    })
+    }, attempt === null)
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
@@ -137,7 +143,7 @@ export class SqliteEventStore implements EventStore {
       if (row === undefined) return false
       this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
       return true
-    })
+    }, RELAXED)
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
@@ -178,11 +184,11 @@ export class SqliteEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.purge.run(state, before, batchSize).changes)
+    return this.commit.write(() => this.stmt.purge.run(state, before, batchSize).changes, RELAXED)
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.expire.run(before, batchSize).changes)
+    return this.commit.write(() => this.stmt.expire.run(before, batchSize).changes, RELAXED)
   }
 
   async probe (): Promise<void> {
