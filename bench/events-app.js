@@ -17,6 +17,6 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 60_000
 server.listen(0, '127.0.0.1', () => process.send({ type: 'ready', port: server.address().port }))
 process.on('message', (m) => {
-  if (m?.type === 'stats') process.send({ type: 'stats', received })
+  if (m?.type === 'stats') { const cpu = process.cpuUsage(); process.send({ type: 'stats', received, cpuMicros: cpu.user + cpu.system }) }
   if (m?.type === 'stop') server.close(() => process.exit(0))
 })

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { clearInterval, setInterval } from 'node:timers'
 import { parseArgs } from 'node:util'
 import { createDeliveryWorker } from '../dist/delivery/worker.js'
 import { openEventStore } from '../dist/events/open.js'
@@ -118,15 +119,18 @@ async function drainBench (dir) {
     },
     onError: (err) => log(`worker error: ${err.message}`)
   })
+  const appCpuBefore = (await ask(app.child, { type: 'stats' })).cpuMicros
+  const cpuBefore = process.cpuUsage()
   const started = performance.now()
   worker.start()
   await finished
   const seconds = (performance.now() - started) / 1000
+  const cpu = process.cpuUsage(cpuBefore)
   await worker.close()
   clearInterval(sampler)
   rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
   const stats = await store.stats()
-  const { received } = await ask(app.child, { type: 'stats' })
+  const { received, cpuMicros: appCpuAfter } = await ask(app.child, { type: 'stats' })
   app.child.send({ type: 'stop' })
   await app.exited
   await store.close()
@@ -139,6 +143,9 @@ async function drainBench (dir) {
     failed,
     appReceived: received,
     pendingAfter: stats.counts.pending,
+    // CPU time per event, so a figure from a busy shared machine can be read against a free core.
+    workerCpuMicrosPerEvent: Math.round((cpu.user + cpu.system) / EVENTS),
+    appCpuMicrosPerEvent: Math.round((appCpuAfter - appCpuBefore) / EVENTS),
     rssBeforeMb: mb(rssBefore),
     rssPeakMb: mb(rssPeak),
     rssGrowthMb: mb(rssPeak - rssBefore)

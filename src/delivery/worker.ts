@@ -248,7 +248,8 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     const slot = {}
     running.add(slot)
     const free = (): void => { if (running.delete(slot)) wake() }
-    const p = attempt(event, timeoutMs, undefined, undefined, true, free).catch(report).finally(() => { free(); recording.delete(p) })
+    // No answer is recorded: OSS got its answer when the callback came.
+    const p = attempt(event, timeoutMs, undefined, () => undefined, true, free).catch(report).finally(() => { free(); recording.delete(p) })
     recording.add(p)
   }
 

@@ -13,8 +13,6 @@ type Row = Record<string, unknown>
 type Client = pg.PoolClient
 
 const DEFAULT_BATCH = 500
-/** A write whose loss in a machine crash means a repeated delivery at worst: see GroupCommit. */
-const RELAXED = false
 const INT8_OID = 20
 
 /** Options of the PostgreSQL store. */
@@ -158,9 +156,9 @@ export class PostgresEventStore implements EventStore {
   claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
     return this.commit.write(async (c) => {
       const now = this.now()
-      const { rows } = await c.query(Q.claim, [owner, now + leaseMs, now + leaseMs, now, limit])
+      const { rows } = await c.query(Q.claim, [owner, now + leaseMs, now, now, limit])
       return (rows as Row[]).map(toEvent).sort(byDue)
-    }, RELAXED)
+    }, 'prompt')
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
@@ -169,7 +167,7 @@ export class PostgresEventStore implements EventStore {
       if (row === undefined) return false
       if (attempt !== null) await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
       return true
-    }, attempt === null)
+    }, attempt === null ? 'durable' : 'lazy')
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
@@ -178,7 +176,7 @@ export class PostgresEventStore implements EventStore {
       if (row === undefined) return false
       await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
       return true
-    }, RELAXED)
+    }, 'lazy')
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
@@ -219,11 +217,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, RELAXED)
+    return this.commit.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, RELAXED)
+    return this.commit.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   async probe (): Promise<void> {

@@ -72,10 +72,11 @@ export const SQL = {
   insert: `INSERT INTO ${EVENTS} (id, type, bucket, object_key, etag, envelope, state, attempts, next_attempt_at, retry_since, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
   get: `SELECT * FROM ${EVENTS} WHERE id = ?`,
-  // A claim moves next_attempt_at to the lease's end, so an expired lease makes the event due
-  // again and one index serves both the due scan and lease expiry.
-  claim: (lock: string): string => `UPDATE ${EVENTS} SET lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
-    WHERE id IN (SELECT id FROM ${EVENTS} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?${lock})
+  // A claim writes only unindexed lease columns; the due scan steps over the few leased rows
+  // at its head (those in flight), and an expired lease makes its event due again.
+  claim: (lock: string): string => `UPDATE ${EVENTS} SET lease_owner = ?, lease_expires_at = ?
+    WHERE id IN (SELECT id FROM ${EVENTS} WHERE state = 'pending' AND next_attempt_at <= ?
+      AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY next_attempt_at, id LIMIT ?${lock})
     RETURNING *`,
   finish: `UPDATE ${EVENTS} SET state = ?, attempts = attempts + ?, lease_owner = NULL, lease_expires_at = NULL,
     last_error = ?, answer_status = COALESCE(?, answer_status), answer_body = COALESCE(?, answer_body), updated_at = ?

@@ -15,8 +15,6 @@ type Database = BetterSqlite3.Database
 type Row = Record<string, unknown>
 
 const DEFAULT_BATCH = 500
-/** A write whose loss in a machine crash means a repeated delivery at worst: see GroupCommit. */
-const RELAXED = false
 
 /**
  * Opens (and, unless `create` is false, creates) the SQLite event store at `path`: WAL with
@@ -93,13 +91,12 @@ export class SqliteEventStore implements EventStore {
     this.now = options.now ?? Date.now
     this.stmt = prepareStatements(db)
     let synchronous = 'FULL'
+    const run = db.transaction((ops: Array<(tx: Database) => unknown>) => ops.map((op) => op(db)))
     this.commit = new GroupCommit<Database>(async (ops, durable) => {
       // In WAL mode, NORMAL commits without an fsync; the next FULL commit's fsync of the WAL covers it.
       const wanted = durable ? 'FULL' : 'NORMAL'
       if (wanted !== synchronous) { db.pragma(`synchronous = ${wanted}`); synchronous = wanted }
-      const results: unknown[] = []
-      db.transaction(() => { for (const op of ops) results.push(op(db)) }).immediate()
-      return results
+      return run.immediate(ops)
     }, 1, options.onCommit)
   }
 
@@ -123,9 +120,9 @@ export class SqliteEventStore implements EventStore {
   claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
     return this.commit.write(() => {
       const now = this.now()
-      const rows = this.stmt.claim.all(owner, now + leaseMs, now + leaseMs, now, limit) as Row[]
+      const rows = this.stmt.claim.all(owner, now + leaseMs, now, now, limit) as Row[]
       return rows.map(toEvent).sort(byDue)
-    }, RELAXED)
+    }, 'prompt')
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
@@ -134,7 +131,7 @@ export class SqliteEventStore implements EventStore {
       if (row === undefined) return false
       if (attempt !== null) this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
       return true
-    }, attempt === null)
+    }, attempt === null ? 'durable' : 'lazy')
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
@@ -143,7 +140,7 @@ export class SqliteEventStore implements EventStore {
       if (row === undefined) return false
       this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
       return true
-    }, RELAXED)
+    }, 'lazy')
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
@@ -184,11 +181,11 @@ export class SqliteEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.purge.run(state, before, batchSize).changes, RELAXED)
+    return this.commit.write(() => this.stmt.purge.run(state, before, batchSize).changes, 'lazy')
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.expire.run(before, batchSize).changes, RELAXED)
+    return this.commit.write(() => this.stmt.expire.run(before, batchSize).changes, 'lazy')
   }
 
   async probe (): Promise<void> {

@@ -74,7 +74,7 @@ export interface StoredEvent {
   state: EventState
   /** Attempts made so far. */
   attempts: number
-  /** When it is next due (while `pending`); while leased, when the lease expires. */
+  /** When it is next due (while `pending`); a leased event is due again when its lease expires. */
   nextAttemptAt: number
   /** Start of the current retry window: the first append, or the last redelivery. */
   retrySince: number

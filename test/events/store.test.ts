@@ -5,6 +5,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadDriver } from '../../src/events/driver.js'
 import { openEventStore } from '../../src/events/open.js'
+import { deleteExpiredEvents } from '../../src/events/retention.js'
 import { openSqliteStore } from '../../src/events/sqlite.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
@@ -222,6 +223,22 @@ describe.each(Object.keys(dialects) as Array<keyof typeof dialects>)('%s store',
     expect((await store.stats()).counts.dead).toBe(0)
   })
 
+  it('a retention pass deletes in batches of the given size until none is left, keeping dead and recent events', async () => {
+    const store = await open()
+    for (let n = 0; n < 12; n++) {
+      const { event } = await store.append(newEvent(n))
+      await store.finish(event.id, n === 0 ? 'dead' : n % 2 === 0 ? 'delivered' : 'rejected', null)
+    }
+    clock.advance(2 * 86_400_000)
+    const recent = (await store.append(newEvent(50))).event
+    await store.finish(recent.id, 'delivered', null)
+    const commits: number[] = []
+    const spy: EventStore = { ...store, deleteExpired: async (before, size) => { const n = await store.deleteExpired(before, size); commits.push(n); return n } } as EventStore
+    expect(await deleteExpiredEvents(spy, { retentionMs: 86_400_000, batchSize: 4, now: clock.now })).toBe(11)
+    expect(commits).toEqual([4, 4, 3])
+    expect((await store.stats()).counts).toEqual({ pending: 0, delivered: 1, rejected: 0, dead: 1 })
+  })
+
   it('probe commits a write', async () => {
     const store = await open()
     await expect(store.probe()).resolves.toBeUndefined()
@@ -284,6 +301,24 @@ describe('postgres store', () => {
     expect(err.message).toMatch(/cannot connect to PostgreSQL at postgres:\/\/u:\*\*\*@127\.0\.0\.1/)
     expect(err.message).not.toContain('secret')
   })
+
+  it('while PostgreSQL is down, writes reject with STORE_FAILED; when it returns, the same store recovers by itself', async () => {
+    const url = await postgres.createDatabase()
+    const store = await openEventStore(url, { connectTimeoutMs: 1000 })
+    try {
+      await store.append(newEvent(1))
+      await postgres.pause()
+      await expect(store.append(newEvent(2))).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED', statusCode: 503 })
+      await expect(store.probe()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
+      await expect(store.stats()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
+      await postgres.resume()
+      await expect(store.probe()).resolves.toBeUndefined()
+      expect((await store.append(newEvent(2))).created).toBe(true)
+      expect((await store.stats()).counts.pending).toBe(2)
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
 
   it('create: false refuses a database without a store', async () => {
     const url = await postgres.createDatabase()

@@ -10,6 +10,10 @@ export interface PostgresServer {
   port: number
   /** A URL for a fresh, empty database of its own. */
   createDatabase: () => Promise<string>
+  /** Stops the server by its pid (fast shutdown), keeping its files: an outage. */
+  pause: () => Promise<void>
+  /** Starts it again on the same port after {@link PostgresServer.pause}. */
+  resume: () => Promise<void>
   /** Stops the cluster by its pid (fast shutdown) and deletes its files. */
   stop: () => Promise<void>
 }
@@ -56,20 +60,31 @@ export async function startPostgresServer (): Promise<PostgresServer> {
   chownSync(dir, uid, gid)
   const data = join(dir, 'data')
   asPostgres(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale', 'C'])
+  const start = (port: number): number => {
+    asPostgres(join(bin, 'pg_ctl'), ['start', '-w', '-t', '30', '-D', data, '-l', join(dir, 'log'),
+      '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=100`])
+    return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+  }
+  const halt = async (pid: number): Promise<void> => {
+    if (alive(pid)) process.kill(pid, 'SIGINT')
+    for (let i = 0; i < 300 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    if (alive(pid)) process.kill(pid, 'SIGKILL')
+  }
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
+    let pid: number
     try {
-      asPostgres(join(bin, 'pg_ctl'), ['start', '-w', '-t', '30', '-D', data, '-l', join(dir, 'log'),
-        '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=100`])
+      pid = start(port)
     } catch (err) {
       // Another process may have taken the port between probe and bind: try a new one.
       if (attempt >= 2) { rmSync(dir, { recursive: true, force: true }); throw err }
       continue
     }
-    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
     const admin = `postgres://postgres@127.0.0.1:${port}/postgres`
     return {
       port,
+      pause: async () => { await halt(pid) },
+      resume: async () => { pid = start(port) },
       createDatabase: async () => {
         const name = `t${process.pid}_${++databases}`
         const client = new pg.Client(admin)
@@ -78,9 +93,7 @@ export async function startPostgresServer (): Promise<PostgresServer> {
         return `postgres://postgres@127.0.0.1:${port}/${name}`
       },
       stop: async () => {
-        if (alive(pid)) process.kill(pid, 'SIGINT')
-        for (let i = 0; i < 300 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-        if (alive(pid)) process.kill(pid, 'SIGKILL')
+        await halt(pid)
         rmSync(dir, { recursive: true, force: true })
       }
     }
