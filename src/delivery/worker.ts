@@ -26,7 +26,12 @@
  * Every attempt sends the same `webhook-id` (the event id) with a fresh `webhook-timestamp` and
  * signature. The answer is classified by `classify.ts`; a retry is scheduled by `schedule.ts`
  * (jittered, until the retry window is spent: then `dead`); while the app keeps failing, the
- * background worker backs off as a whole (`backoff.ts`). Each outcome is one store write.
+ * background worker backs off as a whole (`backoff.ts`). Each outcome is one store write; the
+ * answer recorded for OSS is the one `attemptNow` gave (background attempts record none, as
+ * OSS had its answer when the callback came).
+ *
+ * Metrics: `onAttempt` (attempts by outcome and reason, latency), `backoff` (open, failures in a
+ * row), `inFlight`; the store's `stats()` and `onCommit` give the rest.
  *
  * Background attempts claim due events oldest first with a lease (`leaseMs`), a batch at a time,
  * and run at most `concurrency` at once. Time comes from the injected clock (tests use a fake one).

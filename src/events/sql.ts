@@ -60,7 +60,7 @@ export function migrations (dialect: Dialect): string[][] {
         outcome TEXT NOT NULL,
         error TEXT,
         PRIMARY KEY (event_id, n)
-      )`,
+      )${dialect === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
       `INSERT INTO ${META} (name, value) VALUES ('probe', '0')`
     ]
   ]
