@@ -76,7 +76,7 @@ function prepareDatabase (db: Database, file: string, create: boolean): void {
   }
   // Corruption deeper in the file shows on the first read of the damaged page; check the structure now.
   const check = db.pragma('quick_check(1)', { simple: true })
-  if (check !== 'ok') throw storeUnusable(`${file} is corrupt: ${String(check)}`)
+  if (check !== 'ok') throw storeUnusable(`${file} is corrupt: ${firstLine(String(check))}`)
 }
 
 /** The SQLite {@link EventStore}. */

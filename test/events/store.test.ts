@@ -385,6 +385,24 @@ describe('sqlite store', () => {
     expect(err.message).not.toContain('\n')
   })
 
+  it('refuses a store whose header reads well but whose later pages are damaged (checked at open)', async () => {
+    const file = path('corrupt-tail.sqlite')
+    const store = await openSqliteStore(file)
+    await Promise.all(Array.from({ length: 400 }, (_, n) => store.append(newEvent(n))))
+    await store.close()
+    const bytes = readFileSync(file)
+    const pageSize = 4096
+    const pages = bytes.length / pageSize
+    expect(pages).toBeGreaterThan(40)
+    // Scribble over the page bodies of the last quarter, past every table's root page.
+    for (let p = Math.floor(pages * 0.75); p < pages; p++) bytes.fill(0x5a, p * pageSize + 16, (p + 1) * pageSize)
+    writeFileSync(file, bytes)
+    const err = await refusal(openEventStore(`sqlite:${file}`))
+    expect(err).toMatchObject({ code: 'OSS_CB_ERR_STORE_UNUSABLE' })
+    expect(err.message.startsWith(`Event store unusable: ${file} is corrupt`)).toBe(true)
+    expect(err.message).not.toContain('\n')
+  })
+
   it('refuses an SQLite database of another application', async () => {
     const file = path('other-app.sqlite')
     const Database = (await import('better-sqlite3')).default
