@@ -141,10 +141,10 @@ export class PostgresEventStore implements EventStore {
   append (event: NewEvent): Promise<AppendResult> {
     return this.commit.write(async (c) => {
       const now = this.now()
-      const inserted = await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now])
-      const row = (await c.query(Q.get, [event.id])).rows[0] as Row
-      return { event: toEvent(row), created: inserted.rowCount === 1 }
+      const inserted = (await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
+        event.firstAttemptAt ?? now, now, now, now])).rows[0] as Row | undefined
+      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
+      return { event: toEvent((await c.query(Q.get, [event.id])).rows[0] as Row), created: false }
     })
   }
 

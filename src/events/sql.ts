@@ -70,7 +70,7 @@ export const SQL = {
   readVersion: `SELECT value FROM ${META} WHERE name = 'schema_version'`,
   setVersion: `INSERT INTO ${META} (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
   insert: `INSERT INTO ${EVENTS} (id, type, bucket, object_key, etag, envelope, state, attempts, next_attempt_at, retry_since, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING *`,
   get: `SELECT * FROM ${EVENTS} WHERE id = ?`,
   // A claim writes only unindexed lease columns; the due scan steps over the few leased rows
   // at its head (those in flight), and an expired lease makes its event due again.

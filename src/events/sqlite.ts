@@ -106,9 +106,10 @@ export class SqliteEventStore implements EventStore {
   append (event: NewEvent): Promise<AppendResult> {
     return this.commit.write(() => {
       const now = this.now()
-      const info = this.stmt.insert.run(event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now)
-      return { event: toEvent(this.stmt.get.get(event.id) as Row), created: info.changes === 1 }
+      const inserted = this.stmt.insert.get(event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
+        event.firstAttemptAt ?? now, now, now, now) as Row | undefined
+      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
+      return { event: toEvent(this.stmt.get.get(event.id) as Row), created: false }
     })
   }
 
