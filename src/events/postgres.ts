@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { attemptParams, byDue, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
+import { attemptParams, byDue, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
   RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
@@ -108,7 +108,8 @@ const Q = {
   byObject: numbered(SQL.byObject),
   purge: numbered(SQL.purge),
   expire: numbered(SQL.expire),
-  probe: numbered(SQL.probe)
+  probeWrite: numbered(SQL.probeWrite),
+  probeErase: SQL.probeErase
 }
 
 /** The PostgreSQL {@link EventStore}. */
@@ -225,7 +226,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async probe (): Promise<void> {
-    await this.commit.write(async (c) => await c.query(Q.probe, [String(this.now())]))
+    await this.commit.write(async (c) => { await c.query(Q.probeWrite, [PROBE_VALUE]); await c.query(Q.probeErase) })
   }
 
   async close (): Promise<void> {
