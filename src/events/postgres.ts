@@ -2,10 +2,10 @@ import type pg from 'pg'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { attemptParams, byDue, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
+import { attemptParams, byDue, checkObjectKeys, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
-  RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
+  ObjectEventRef, RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
 } from './store.js'
 import { EVENT_STATES } from './store.js'
 
@@ -106,11 +106,17 @@ const Q = {
   redeliverState: numbered(SQL.redeliverState),
   attempts: numbered(SQL.attempts),
   byObject: numbered(SQL.byObject),
+  // One array parameter instead of a placeholder per key: one statement text, prepared once.
+  byObjects: `SELECT object_key, etag, type, state FROM ${EVENTS} WHERE bucket = $1 AND object_key = ANY($2::text[])`,
+  withoutObject: numbered(SQL.withoutObject),
   purge: numbered(SQL.purge),
   expire: numbered(SQL.expire),
   probeWrite: numbered(SQL.probeWrite),
   probeErase: SQL.probeErase
 }
+
+const SWEEP_LOCK = "SELECT pg_try_advisory_lock(hashtext('oss_callback_reconcile')) AS locked"
+const SWEEP_UNLOCK = "SELECT pg_advisory_unlock(hashtext('oss_callback_reconcile'))"
 
 /** The PostgreSQL {@link EventStore}. */
 export class PostgresEventStore implements EventStore {
@@ -208,6 +214,40 @@ export class PostgresEventStore implements EventStore {
 
   async findByObject (bucket: string, objectKey: string, limit = 100): Promise<StoredEvent[]> {
     return (await this.read(Q.byObject, [bucket, objectKey, limit])).map(toEvent)
+  }
+
+  async findByObjects (bucket: string, objectKeys: readonly string[]): Promise<ObjectEventRef[]> {
+    checkObjectKeys(objectKeys)
+    if (objectKeys.length === 0) return []
+    return (await this.read(Q.byObjects, [bucket, objectKeys])).map(toObjectRef)
+  }
+
+  async countWithoutObject (since: number): Promise<number> {
+    return Number((await this.read(Q.withoutObject, [since]))[0]?.n ?? 0)
+  }
+
+  async withSweepLock<T> (fn: () => Promise<T>): Promise<{ ran: true, value: T } | { ran: false }> {
+    // A session lock on a connection held for the sweep: it is released if this process dies.
+    let client: Client
+    try {
+      client = await this.pool.connect()
+    } catch (err) {
+      throw ossError('STORE_FAILED', 'event store read failed', err)
+    }
+    let locked = false
+    try {
+      locked = (await client.query(SWEEP_LOCK)).rows[0]?.locked === true
+      if (!locked) return { ran: false }
+      return { ran: true, value: await fn() }
+    } catch (err) {
+      if (!locked) throw ossError('STORE_FAILED', 'event store read failed', err)
+      throw err
+    } finally {
+      // A connection whose unlock failed is destroyed, which ends its session and so its lock.
+      let broken = false
+      if (locked) await client.query(SWEEP_UNLOCK).catch(() => { broken = true })
+      client.release(broken)
+    }
   }
 
   async stats (): Promise<EventStats> {

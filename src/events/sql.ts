@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors.js'
-import type { AttemptRecord, EventState, EventSummary, EventType, ListQuery, RecordedAnswer, StoredAttempt, StoredEvent } from './store.js'
+import type { AttemptRecord, EventState, EventSummary, EventType, ListQuery, ObjectEventRef, RecordedAnswer, StoredAttempt, StoredEvent } from './store.js'
 
 /**
  * The schema and the queries both stores share. Written once with `?` placeholders; the
@@ -91,6 +91,8 @@ export const SQL = {
     WHERE state = ? AND created_at >= ?`,
   attempts: `SELECT * FROM ${ATTEMPTS} WHERE event_id = ? ORDER BY n`,
   byObject: `SELECT * FROM ${EVENTS} WHERE bucket = ? AND object_key = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+  byObjects: (n: number): string => `SELECT object_key, etag, type, state FROM ${EVENTS} WHERE bucket = ? AND object_key IN (${new Array(n).fill('?').join(', ')})`,
+  withoutObject: `SELECT COUNT(*) AS n FROM ${EVENTS} WHERE created_at >= ? AND type = 'oss.callback.verified' AND (bucket IS NULL OR object_key IS NULL)`,
   countByState: `SELECT state, COUNT(*) AS n FROM ${EVENTS} GROUP BY state`,
   oldestPending: `SELECT MIN(created_at) AS t FROM ${EVENTS} WHERE state = 'pending'`,
   purge: `DELETE FROM ${EVENTS} WHERE id IN (SELECT id FROM ${EVENTS} WHERE state = ? AND updated_at < ? ORDER BY updated_at LIMIT ?)`,
@@ -167,6 +169,17 @@ export function toEvent (r: Row): StoredEvent {
   const { answerStatus, ...rest } = toSummary(r)
   const answer: RecordedAnswer | null = answerStatus === null ? null : { status: answerStatus, body: Buffer.from((r.answer_body ?? Buffer.alloc(0)) as Uint8Array) }
   return { ...rest, envelope: String(r.envelope), answer }
+}
+
+export function toObjectRef (r: Row): ObjectEventRef {
+  return { objectKey: String(r.object_key), etag: strOrNull(r.etag), type: r.type as EventType, state: r.state as EventState }
+}
+
+/** Keys per {@link EventStore.findByObjects} call at most (one listing page). */
+export const MAX_OBJECTS_PER_LOOKUP = 1000
+
+export function checkObjectKeys (keys: readonly string[]): void {
+  if (keys.length > MAX_OBJECTS_PER_LOOKUP) throw invalidOption(`findByObjects takes at most ${MAX_OBJECTS_PER_LOOKUP} keys, got ${keys.length}`)
 }
 
 export function toAttempt (r: Row): StoredAttempt {

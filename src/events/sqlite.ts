@@ -4,10 +4,10 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { attemptParams, byDue, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
+import { attemptParams, byDue, checkObjectKeys, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
-  RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
+  ObjectEventRef, RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
 } from './store.js'
 import { EVENT_STATES } from './store.js'
 
@@ -86,6 +86,7 @@ export class SqliteEventStore implements EventStore {
   private readonly commit: GroupCommit<Database>
   private readonly stmt: ReturnType<typeof prepareStatements>
   private closed = false
+  private sweeping = false
 
   constructor (private readonly db: Database, readonly file: string, options: StoreOptions) {
     this.now = options.now ?? Date.now
@@ -172,6 +173,26 @@ export class SqliteEventStore implements EventStore {
     return this.read(() => (this.stmt.byObject.all(bucket, objectKey, limit) as Row[]).map(toEvent))
   }
 
+  async findByObjects (bucket: string, objectKeys: readonly string[]): Promise<ObjectEventRef[]> {
+    checkObjectKeys(objectKeys)
+    if (objectKeys.length === 0) return []
+    return this.read(() => (this.db.prepare(SQL.byObjects(objectKeys.length)).all(bucket, ...objectKeys) as Row[]).map(toObjectRef))
+  }
+
+  async countWithoutObject (since: number): Promise<number> {
+    return this.read(() => Number((this.stmt.withoutObject.get(since) as Row).n))
+  }
+
+  async withSweepLock<T> (fn: () => Promise<T>): Promise<{ ran: true, value: T } | { ran: false }> {
+    if (this.sweeping) return { ran: false }
+    this.sweeping = true
+    try {
+      return { ran: true, value: await fn() }
+    } finally {
+      this.sweeping = false
+    }
+  }
+
   async stats (): Promise<EventStats> {
     return this.read(() => {
       const counts = Object.fromEntries(EVENT_STATES.map((s) => [s, 0])) as Record<EventState, number>
@@ -221,6 +242,7 @@ function prepareStatements (db: Database) {
     redeliverState: db.prepare(SQL.redeliverState),
     attempts: db.prepare(SQL.attempts),
     byObject: db.prepare(SQL.byObject),
+    withoutObject: db.prepare(SQL.withoutObject),
     countByState: db.prepare(SQL.countByState),
     oldestPending: db.prepare(SQL.oldestPending),
     purge: db.prepare(SQL.purge),

@@ -143,6 +143,14 @@ export interface EventStats {
 /** Which events {@link EventStore.redeliver} sets pending again. */
 export type RedeliverTarget = { ids: string[] } | { state: 'dead' | 'rejected', since?: number }
 
+/** An event as {@link EventStore.findByObjects} reports it: enough to match an object. */
+export interface ObjectEventRef {
+  objectKey: string
+  etag: string | null
+  type: EventType
+  state: EventState
+}
+
 /** The result of {@link EventStore.append}. */
 export interface AppendResult {
   event: StoredEvent
@@ -193,6 +201,25 @@ export interface EventStore {
 
   /** Events recorded for one object, newest first (for reconciliation). */
   findByObject (bucket: string, objectKey: string, limit?: number): Promise<StoredEvent[]>
+
+  /**
+   * What the log knows of many objects of one bucket in one query (reconciliation matches a
+   * listing page at a time): one row per event naming one of `objectKeys` (at most 1000).
+   */
+  findByObjects (bucket: string, objectKeys: readonly string[]): Promise<ObjectEventRef[]>
+
+  /**
+   * Events of type `oss.callback.verified` created at or after `since` that name no bucket or no
+   * object (their callback body lacked `${bucket}` or `${object}`): reconciliation cannot match them.
+   */
+  countWithoutObject (since: number): Promise<number>
+
+  /**
+   * Runs `fn` unless another sweep holds the sweep lock: with PostgreSQL a session advisory lock
+   * (`pg_try_advisory_lock`), so one instance sweeps at a time however many share the log; with
+   * SQLite (one process) an in-process flag. Resolves `{ ran: false }` when the lock was held.
+   */
+  withSweepLock<T> (fn: () => Promise<T>): Promise<{ ran: true, value: T } | { ran: false }>
 
   stats (): Promise<EventStats>
 
