@@ -16,6 +16,11 @@ export function targets (r) {
   if (r.memory !== null) rows.push({ what: `RSS growth from ${fmt(r.memory.firstCallbacks)} to ${fmt(r.memory.callbacks)} callbacks`, target: '<= 10 %', value: `${r.memory.growthAfterFirstPct} %`, met: r.kind === 'quick' ? null : r.memory.growthAfterFirstPct <= 10 })
   const rootImport = r.imports?.entries.find((e) => e.specifier === 'oss-callback')
   if (rootImport !== undefined) rows.push({ what: '`oss-callback` cold import, median', target: '<= 60 ms', value: `${rootImport.medianMs} ms`, met: rootImport.medianMs <= 60 })
+  if (r.reconcile !== null && r.reconcile !== undefined) {
+    const c = r.reconcile
+    rows.push({ what: `reconcile sweep of ${fmt(c.objects)} objects against ${fmt(c.events)} events`, target: '<= 60 s', value: `${c.seconds} s`, met: r.kind === 'quick' ? null : c.seconds <= 60 })
+    rows.push({ what: 'reconcile sweep RSS growth', target: '<= 100 MB', value: `${c.rssGrowthMiB} MiB`, met: r.kind === 'quick' ? null : c.rssGrowthMiB * 1.048576 <= 100 })
+  }
   return rows
 }
 
