@@ -60,7 +60,8 @@ export function parseSince (text: string, now: number): number {
 
 function oneLine (err: unknown): string {
   const e = err as { message?: unknown, code?: unknown }
-  const message = String(e?.message ?? err).split('\n', 1)[0] ?? ''
+  // urllib (under ali-oss) appends its agent's socket counters to a network error: not for the user.
+  const message = (String(e?.message ?? err).split('\n', 1)[0] ?? '').replace(/ -?\d+ \(connected: .*$/, '')
   return typeof e?.code === 'string' && e.code.startsWith('OSS_CB_ERR_') ? `${message} (${e.code})` : message
 }
 
