@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,imports,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,imports,reconcile,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -153,7 +153,8 @@ const results = {
   micro: null,
   coldBurst: null,
   memory: null,
-  imports: null
+  imports: null,
+  reconcile: null
 }
 
 try {
@@ -266,6 +267,14 @@ try {
     for (const c of results.imports.cli) log(`${c.command}: median ${c.medianMs} ms`)
     const i = results.imports.install
     log(`npm install oss-callback --omit=dev: ${i.packages} packages, ${Math.round(i.nodeModulesBytes / 2 ** 20 * 10) / 10} MiB`)
+  }
+
+  if (wanted('reconcile')) {
+    const objects = quick ? 10_000 : 100_000
+    log(`reconcile: one sweep of ${objects} objects in the simulator against a log of ${objects} events`)
+    results.reconcile = await runChild('./reconcile.js', { objects })
+    const r = results.reconcile
+    log(`reconcile: ${r.listed} listed, ${r.new} new in ${r.seconds} s, RSS +${r.rssGrowthMiB} MiB`)
   }
 } finally {
   keyServer.child.send({ type: 'stop' })

@@ -13,6 +13,7 @@ Commands:
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
   diagnose explain why a captured callback was refused (diagnose --help)
+  reconcile record the uploads whose callback never reached the event log (reconcile --help)
 
 Options:
   -h, --help       show this help
@@ -74,6 +75,10 @@ async function main (argv: string[]): Promise<number | undefined> {
     case 'diagnose': {
       const { runDiagnoseCommand } = await import('./diagnose/command.js')
       return await runDiagnoseCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
+    }
+    case 'reconcile': {
+      const { runReconcileCommand } = await import('./reconcile/command.js')
+      return await runReconcileCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
     }
     case undefined:
       process.stderr.write(USAGE)

@@ -100,6 +100,10 @@ export const errors = {
   TICKET_USED: define('OSS_CB_ERR_TICKET_USED', 409, 'The upload ticket was already used'),
   /** The ticket store (Redis) did not answer. */
   TICKET_STORE_FAILED: define('OSS_CB_ERR_TICKET_STORE_FAILED', 503, 'The upload ticket store is unavailable'),
+  /** The event store could not commit the callback's event (disk full, store unwritable, database down). */
+  STORE_FAILED: define('OSS_CB_ERR_STORE_FAILED', 503, 'The event store cannot record the callback'),
+  /** The event store cannot be opened: driver missing, foreign or corrupt file, newer schema, database unreachable (thrown at start-up). */
+  STORE_UNUSABLE: createError('OSS_CB_ERR_STORE_UNUSABLE', 'Event store unusable: %s', 500) as FastifyErrorConstructor<{ code: string, statusCode: number }, [string]>,
   /** An option or environment variable has a bad value (thrown at start-up, never answered). */
   INVALID_OPTION: createError('OSS_CB_ERR_INVALID_OPTION', 'Invalid option: %s', 500) as FastifyErrorConstructor<{ code: 'OSS_CB_ERR_INVALID_OPTION', statusCode: number }, [string]>,
   /** Neither node:crypto nor the node-forge fallback verified the known OSS callback at start-up. */
@@ -126,8 +130,13 @@ export function invalidOption (message: string): OssCallbackError {
   return new errors.INVALID_OPTION(message)
 }
 
+/** A start-up error for an event store that cannot be opened; `message` says which store and why, in one line. */
+export function storeUnusable (message: string): OssCallbackError {
+  return new errors.STORE_UNUSABLE(message)
+}
+
 /** Creates the registry error `name`, with a reason for the log (never sent to the caller). */
-export function ossError (name: Exclude<OssCallbackErrorName, 'INVALID_OPTION'>, reason?: string, cause?: unknown): OssCallbackError {
+export function ossError (name: Exclude<OssCallbackErrorName, 'INVALID_OPTION' | 'STORE_UNUSABLE'>, reason?: string, cause?: unknown): OssCallbackError {
   const E = errors[name]
   const err: OssCallbackError = cause === undefined ? new E() : new E({ cause })
   if (reason !== undefined) err.reason = reason

@@ -8,7 +8,7 @@ import { ROOT, runCli } from './helpers/process.js'
 const REPORT_LOADED = 'data:text/javascript,import M from "node:module";process.on("exit",()=>{process.stderr.write("\\nLOADED "+JSON.stringify([...new Set(Object.keys(M._cache).filter(k=>k.includes("node_modules")).map(k=>k.split("node_modules/").pop().split("/").slice(0,2).join("/")))]))})'
 const HEAVY = /^(fastify|ali-oss|ioredis|prom-client|node-forge|pino|fast-xml-parser|env-schema|urllib|@fastify\/(formbody|multipart))\//
 
-const COMMANDS = ['serve', 'sim', 'upload', 'send', 'demo']
+const COMMANDS = ['serve', 'sim', 'upload', 'send', 'demo', 'reconcile']
 
 describe('oss-callback command line', () => {
   let holder: Server | undefined
