@@ -12,6 +12,7 @@ Commands:
   upload   upload a file with an upload callback and print the relayed reply (upload --help)
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
+  diagnose explain why a captured callback was refused (diagnose --help)
 
 Options:
   -h, --help       show this help
@@ -69,6 +70,10 @@ async function main (argv: string[]): Promise<number | undefined> {
     case 'demo': {
       const { runDemoCommand } = await import('./demo/command.js')
       return (await runDemoCommand(rest)) === undefined ? 0 : undefined
+    }
+    case 'diagnose': {
+      const { runDiagnoseCommand } = await import('./diagnose/command.js')
+      return await runDiagnoseCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
     }
     case undefined:
       process.stderr.write(USAGE)

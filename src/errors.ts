@@ -121,6 +121,8 @@ export interface OssCallbackError extends Error {
   statusCode: number
   /** Why, for the log only: a fixed phrase chosen by the code, never caller input. */
   reason?: string
+  /** The likely cause of a refusal and its fix, for the operator's log only (src/diagnose/); never sent. */
+  hint?: string
 }
 
 /** A start-up error for a bad option or environment value; `message` says which and why. */

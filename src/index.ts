@@ -9,3 +9,4 @@ export {
   createCallbackVerifier, verifyCallback,
   type CallbackRequest, type CallbackVerifier, type CallbackVerifierOptions, type VerifiedCallback, type VerifyOptions
 } from './receiver/verify.js'
+export { createDiagnostics, type DiagnosticsOptions } from './diagnose/explain.js'

@@ -125,6 +125,18 @@ export class KeyProvider {
   }
 
   /**
+   * The key for `url` when it is pinned or freshly cached, without counting a lookup or touching
+   * the cache's order: for a refusal's diagnosis, which must not show in the key metrics.
+   */
+  peek (url: string): KeyLookup | undefined {
+    const pinned = this.pinned.get(url)
+    if (pinned !== undefined) return { key: pinned, source: 'pinned' }
+    const entry = this.cache.get(url)
+    if (entry !== undefined && this.now() - entry.fetchedAt < this.cacheTtlMs) return { key: entry.key, source: 'cache' }
+    return undefined
+  }
+
+  /**
    * The key for `url` when it is pinned or freshly cached, without waiting (counted as a hit);
    * `undefined` when only {@link KeyProvider.get} can supply it.
    */

@@ -1,4 +1,5 @@
 import { invalidOption, ossError } from '../errors.js'
+import { decodeStrictBase64 } from './base64.js'
 
 /** The production origins OSS serves its callback public key from. */
 export const DEFAULT_KEY_ORIGINS: readonly string[] = Object.freeze([
@@ -18,6 +19,9 @@ export interface KeyUrlPolicy {
 // One path segment ending in .pem: OSS's own is /callback_pub_key_v1.pem.
 const KEY_PATH = /^\/[A-Za-z0-9._-]+\.pem$/
 const MAX_KEY_URL_CHARS = 2048
+/** The longest `x-oss-pub-key-url` header accepted, in base64 characters (the URL cap, encoded). */
+export const MAX_KEY_URL_B64_CHARS = 2732
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
 
 /**
  * Compiles origins such as `https://gosspublic.alicdn.com` or `http://127.0.0.1:8090`.
@@ -71,4 +75,11 @@ export function checkKeyUrl (text: string, policy: KeyUrlPolicy): URL {
     throw ossError('KEY_URL_NOT_ALLOWED', 'key URL path is not /<name>.pem')
   }
   return url
+}
+
+/** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */
+export function checkKeyUrlHeader (header: string, policy: KeyUrlPolicy): string {
+  const text = decodeStrictBase64(header, MAX_KEY_URL_B64_CHARS).toString('latin1')
+  if (!PRINTABLE_ASCII.test(text)) throw ossError('KEY_URL_NOT_ALLOWED', 'key URL has non-printable bytes')
+  return checkKeyUrl(text, policy).href
 }

@@ -1,6 +1,9 @@
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import { ossError } from '../errors.js'
 
+/** The longest `authorization` header accepted, in base64 characters: an 8192-bit signature. */
+export const MAX_SIGNATURE_B64_CHARS = 1368
+
 /** OSS signs callbacks with RSA PKCS#1 v1.5 over an MD5 digest. */
 export const CALLBACK_SIGNATURE_DIGEST = 'md5'
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { performance } from 'node:perf_hooks'
+import { createDiagnostics, type Diagnostics, type DiagnosticsOptions, type RefusedRequest } from '../diagnose/explain.js'
 import { invalidOption, isOssCallbackError, ossError, type OssCallbackError } from '../errors.js'
 import { FORM_CONTENT_TYPE, JSON_CONTENT_TYPE } from '../protocol/body.js'
 import { createUploadTickets, type UploadTicketsOptions } from '../tickets/issuer.js'
@@ -81,6 +82,12 @@ export interface OssCallbackPluginOptions extends CallbackVerifierOptions {
    * Default {@link LINGER_DEFAULTS}; tests use short ones.
    */
   lingeringClose?: Partial<LingerOptions>
+  /**
+   * Explains refusals in the `warn` line's `hint` (and on `error.hint`; never in the answer), and keeps
+   * captures when `captureDir` is set: see docs/refused-callbacks.md. Options for diagnostics sharing this
+   * plugin's verifier, or diagnostics made with `createDiagnostics`. `false` turns them off. Default: on, no captures.
+   */
+  diagnostics?: Diagnostics | Omit<DiagnosticsOptions, 'keys' | 'policy' | 'publicPath' | 'bodyLimitBytes'> | false
 }
 
 const MAX_LOGGED_HEADER_CHARS = 128
@@ -117,6 +124,18 @@ export function toOssError (err: FastifyError | Error): OssCallbackError {
   if (status === 408 || (err as NodeJS.ErrnoException).code === 'ECONNRESET') return ossError('BAD_REQUEST', 'request aborted', err)
   if (typeof status === 'number' && status >= 400 && status < 500) return ossError('BAD_REQUEST', 'malformed request', err)
   return ossError('INTERNAL', 'unexpected error', err)
+}
+
+/** The request as a refusal's diagnosis needs it. */
+function refusedRequestOf (request: FastifyRequest): RefusedRequest {
+  return {
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    rawHeaders: request.raw.rawHeaders,
+    body: Buffer.isBuffer(request.body) ? request.body : undefined,
+    httpVersion: request.raw.httpVersion
+  }
 }
 
 /** Sends a coded error as `{statusCode, code, error, message}`. */
@@ -215,6 +234,19 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
   const onFailure = options.onFailure
   const onSuccess = options.onSuccess
   const onVerification = options.onVerification
+  const given = options.diagnostics
+  const diagnostics = given === false
+    ? undefined
+    : given !== undefined && 'onRefusal' in given
+      ? given
+      : createDiagnostics({
+        signatureVerifier: options.signatureVerifier,
+        ...given,
+        keys: verifier.keys,
+        policy: verifier.policy,
+        publicPath: verifier.publicPath,
+        bodyLimitBytes: bodyLimit
+      })
   const ticketOptions = options.tickets
   const tickets = ticketOptions === undefined ? undefined : createUploadTickets(ticketOptions)
   const ticketPath = ticketOptions?.path ?? '/oss/upload-tickets'
@@ -224,6 +256,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     // The default memory store is ours to close; an injected store belongs to the caller.
     if (ticketOptions?.store === undefined) fastify.addHook('onClose', async () => { await tickets.store.close() })
   }
+
+  if (diagnostics?.captures !== undefined) fastify.addHook('onClose', async () => { await diagnostics.flush() })
 
   fastify.decorateRequest('ossCallback', null)
   fastify.removeAllContentTypeParsers()
@@ -244,7 +278,8 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     if (err.statusCode >= 500) {
       request.log.error({ code: err.code, reason: err.reason, err: err.cause ?? error, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback failed')
     } else {
-      request.log.warn({ code: err.code, reason: err.reason, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback refused')
+      const hint = diagnostics?.onRefusal(err, refusedRequestOf(request))
+      request.log.warn({ code: err.code, reason: err.reason, hint, ossRequestId: headerForLog(request.headers['x-oss-request-id']) }, 'callback refused')
     }
     if (onFailure !== undefined) onFailure(err, request)
     return sendError(reply, err)

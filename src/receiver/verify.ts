@@ -2,8 +2,9 @@ import { isOssCallbackError, invalidOption, ossError } from '../errors.js'
 import { KeyProvider, type KeyProviderOptions, type KeySource } from '../keys/provider.js'
 import { decodeStrictBase64 } from '../protocol/base64.js'
 import { bodyTypeOf, parseCallbackBody, type ParsedCallbackBody } from '../protocol/body.js'
-import { checkKeyUrl, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from '../protocol/key-url.js'
+import { checkKeyUrlHeader, compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS, type KeyUrlPolicy } from '../protocol/key-url.js'
 import { BUCKET_NAME } from '../protocol/post-policy.js'
+import { MAX_SIGNATURE_B64_CHARS } from '../protocol/signature.js'
 import { buildStringToSign, splitRequestTarget, type SignedTarget } from '../protocol/string-to-sign.js'
 import { selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './signature-verifier.js'
 
@@ -84,10 +85,6 @@ export interface VerifyOptions {
   timeoutMs?: number
 }
 
-// 8192-bit signatures are 1368 base64 characters; key URLs are capped by the policy.
-const MAX_SIGNATURE_CHARS = 1368
-const MAX_KEY_URL_B64_CHARS = 2732
-const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
 const MAX_ACCEPTED_KEY_URLS = 64
 
 /** Verifies OSS callbacks: a plain object usable from Express, Koa, a Lambda or the Fastify plugin. */
@@ -102,6 +99,8 @@ export interface CallbackVerifier {
   readonly buckets: readonly string[] | undefined
   /** Which signature implementation passed the self-test (`'custom'` when one was injected). */
   readonly verifierName: VerifierName | 'custom'
+  /** The public path signatures are checked over, if one is set. */
+  readonly publicPath: string | undefined
 }
 
 function singleHeader (request: CallbackRequest, name: string): string {
@@ -152,7 +151,7 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
   async function verifyNow (request: CallbackRequest, verifyOptions: VerifyOptions = {}): Promise<VerifiedCallback> {
     const type = bodyTypeOf(headerText(request.headers['content-type']))
     if (type === undefined) throw ossError('UNSUPPORTED_MEDIA_TYPE', 'content type is not form or JSON')
-    const signature = decodeStrictBase64(singleHeader(request, 'authorization'), MAX_SIGNATURE_CHARS)
+    const signature = decodeStrictBase64(singleHeader(request, 'authorization'), MAX_SIGNATURE_B64_CHARS)
     const keyUrlHeader = singleHeader(request, 'x-oss-pub-key-url')
     let keyUrl = acceptedKeyUrls.get(keyUrlHeader)
     if (keyUrl === undefined) {
@@ -212,7 +211,7 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
     return await verifyNow(request, verifyOptions)
   }
 
-  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, buckets, verifierName }
+  return { verify: batch ? verifyInBatch : verifyNow, keys, policy, buckets, verifierName, publicPath }
 }
 
 function checkBuckets (buckets: readonly string[] | undefined): readonly string[] | undefined {
@@ -224,13 +223,6 @@ function checkBuckets (buckets: readonly string[] | undefined): readonly string[
     }
   }
   return Object.freeze([...buckets])
-}
-
-/** Decodes `x-oss-pub-key-url` and checks it against the policy; returns the canonical URL. */
-function checkKeyUrlHeader (header: string, policy: KeyUrlPolicy): string {
-  const text = decodeStrictBase64(header, MAX_KEY_URL_B64_CHARS).toString('latin1')
-  if (!PRINTABLE_ASCII.test(text)) throw ossError('KEY_URL_NOT_ALLOWED', 'key URL has non-printable bytes')
-  return checkKeyUrl(text, policy).href
 }
 
 function headerText (value: string | readonly string[] | undefined): string | undefined {

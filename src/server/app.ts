@@ -284,6 +284,11 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     onSuccess: metrics.callbackSucceeded,
     onFailure: (error) => metrics.callbackFailed(error),
     onVerification: metrics.verificationObserved,
+    diagnostics: {
+      captureDir: config.captureDir,
+      captureMax: config.captureMax,
+      onCaptureError: (err) => { app.log.warn({ err }, 'refused callback not captured') }
+    },
     ...(ticketConfig === undefined || ticketStore === undefined
       ? {}
       : {

@@ -63,6 +63,10 @@ export interface ServerConfig {
   bodyLimitBytes: number
   /** `LOG_LEVEL`: pino level. Default `info`. */
   logLevel: string
+  /** `OSS_CALLBACK_CAPTURE_DIR`: keep refused callbacks there as raw HTTP files. Default: unset (off). */
+  captureDir?: string | undefined
+  /** `OSS_CALLBACK_CAPTURE_MAX`: captures kept, oldest first out. Default 20. */
+  captureMax?: number
   /** `OSS_CALLBACK_FORWARD_URL`: forward mode's upstream app (http or https). Default: unset (no forwarding). */
   forwardUrl?: string | undefined
   /** `OSS_CALLBACK_FORWARD_SECRET`: the Standard Webhooks `whsec_…` secret; required with a forward URL. */
@@ -89,6 +93,8 @@ const schema = {
     OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: { type: 'integer', minimum: 1, maximum: 30_000, default: 2000 },
     OSS_CALLBACK_DEADLINE_MS: { type: 'integer', minimum: 1, maximum: 60_000, default: 4500 },
     OSS_CALLBACK_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1, maximum: 67_108_864, default: 65_536 },
+    OSS_CALLBACK_CAPTURE_DIR: { type: 'string', minLength: 1 },
+    OSS_CALLBACK_CAPTURE_MAX: { type: 'integer', minimum: 1, maximum: 10_000, default: 20 },
     LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
     OSS_CALLBACK_FORWARD_URL: { type: 'string', minLength: 1 },
     OSS_CALLBACK_FORWARD_SECRET: { type: 'string', minLength: 1 },
@@ -123,6 +129,8 @@ interface RawEnv {
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: number
   OSS_CALLBACK_DEADLINE_MS: number
   OSS_CALLBACK_BODY_LIMIT_BYTES: number
+  OSS_CALLBACK_CAPTURE_DIR?: string
+  OSS_CALLBACK_CAPTURE_MAX: number
   LOG_LEVEL: string
   OSS_CALLBACK_FORWARD_URL?: string
   OSS_CALLBACK_FORWARD_SECRET?: string
@@ -205,6 +213,8 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS: 'a whole number of milliseconds from 1 to 30000',
   OSS_CALLBACK_DEADLINE_MS: 'a whole number of milliseconds from 1 to 60000',
   OSS_CALLBACK_BODY_LIMIT_BYTES: 'a whole number of bytes from 1 to 67108864',
+  OSS_CALLBACK_CAPTURE_DIR: 'a directory path',
+  OSS_CALLBACK_CAPTURE_MAX: 'a whole number from 1 to 10000',
   LOG_LEVEL: `one of ${LOG_LEVELS.join(', ')}`,
   OSS_CALLBACK_FORWARD_URL: 'an http: or https: URL',
   OSS_CALLBACK_FORWARD_SECRET: 'whsec_ followed by the base64 of 24 to 64 random bytes',
@@ -255,7 +265,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   }
   // Integers must be written as integers: "8080abc" or "1e3" are refused, not coerced.
   for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES',
-    'OSS_CALLBACK_FORWARD_TIMEOUT_MS', 'OSS_CALLBACK_FORWARD_MAX_SOCKETS',
+    'OSS_CALLBACK_FORWARD_TIMEOUT_MS', 'OSS_CALLBACK_FORWARD_MAX_SOCKETS', 'OSS_CALLBACK_CAPTURE_MAX',
     'OSS_CALLBACK_TICKET_EXPIRY_SECONDS', 'OSS_CALLBACK_TICKET_GRACE_SECONDS', 'OSS_CALLBACK_TICKET_MAX_SIZE_BYTES']) {
     const text = data[name]
     if (text !== undefined && !/^\d+$/.test(text.trim())) throw badValue(name, text)
@@ -284,6 +294,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     keyFetchTimeoutMs: raw.OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS,
     deadlineMs: raw.OSS_CALLBACK_DEADLINE_MS,
     bodyLimitBytes: raw.OSS_CALLBACK_BODY_LIMIT_BYTES,
+    ...(raw.OSS_CALLBACK_CAPTURE_DIR === undefined ? {} : { captureDir: raw.OSS_CALLBACK_CAPTURE_DIR, captureMax: raw.OSS_CALLBACK_CAPTURE_MAX }),
     logLevel: raw.LOG_LEVEL,
     forwardUrl: raw.OSS_CALLBACK_FORWARD_URL,
     forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
