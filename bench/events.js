@@ -1,7 +1,8 @@
 // The event log and the delivery worker, measured on 127.0.0.1 against dist/:
 //  1. SQLite append throughput with group commit, 50 appends always in flight (and 1, for the cost of one commit);
 //  2. drain: 100,000 pending events delivered by the worker to a fast local app (another process), with RSS sampled.
-// Usage: npm run build && node bench/events.js [--events 100000] [--appends 20000] [--concurrency 16]
+//  3. with --postgres <url> (an empty database), PostgreSQL append throughput at 50 in flight too.
+// Usage: npm run build && node bench/events.js [--events 100000] [--appends 20000] [--concurrency 16] [--postgres <url>]
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,7 +17,8 @@ const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '100000' },
     appends: { type: 'string', default: '20000' },
-    concurrency: { type: 'string', default: '16' }
+    concurrency: { type: 'string', default: '16' },
+    postgres: { type: 'string' }
   }
 })
 const EVENTS = Number(args.events)
@@ -60,9 +62,9 @@ function newEvent (n, firstAttemptAt) {
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 const mb = (bytes) => Math.round(bytes / 1024 / 1024 * 10) / 10
 
-async function appendBench (dir, inFlight, total) {
+async function appendBench (url, inFlight, total) {
   let commits = 0
-  const store = await openEventStore(`sqlite:${join(dir, `append-${inFlight}.sqlite`)}`, { onCommit: () => { commits++ } })
+  const store = await openEventStore(url, { onCommit: () => { commits++ } })
   const latencies = []
   let next = 0
   const started = performance.now()
@@ -79,6 +81,7 @@ async function appendBench (dir, inFlight, total) {
   await store.close()
   latencies.sort((a, b) => a - b)
   return {
+    store: url.startsWith('sqlite:') ? 'sqlite' : 'postgres',
     inFlight,
     appends: total,
     perSecond: Math.round(total / seconds),
@@ -156,14 +159,15 @@ const dir = mkdtempSync(join(tmpdir(), 'oss-cb-bench-events-'))
 try {
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAvgAtStart: loadavg().map((v) => Math.round(v * 100) / 100) }
   log(`events bench on ${machine.nproc} x ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAvgAtStart.join(' ')}`)
-  const one = await appendBench(dir, 1, Math.min(APPENDS, 2000))
-  log(`append, 1 in flight: ${JSON.stringify(one)}`)
-  const fifty = await appendBench(dir, 50, APPENDS)
-  log(`append, 50 in flight: ${JSON.stringify(fifty)}`)
+  const append = []
+  append.push(await appendBench(`sqlite:${join(dir, 'append-1.sqlite')}`, 1, Math.min(APPENDS, 2000)))
+  append.push(await appendBench(`sqlite:${join(dir, 'append-50.sqlite')}`, 50, APPENDS))
+  if (args.postgres !== undefined) append.push(await appendBench(args.postgres, 50, APPENDS))
+  for (const a of append) log(`append: ${JSON.stringify(a)}`)
   const drain = await drainBench(dir)
   log(`drain: ${JSON.stringify(drain)}`)
   machine.loadAvgAtEnd = loadavg().map((v) => Math.round(v * 100) / 100)
-  process.stdout.write(JSON.stringify({ machine, append: [one, fifty], drain, targets: { drainPerSecond: drain.perSecond >= 3000, rssGrowth: drain.rssGrowthMb <= 50 } }, null, 2) + '\n')
+  process.stdout.write(JSON.stringify({ machine, append, drain, targets: { drainPerSecond: drain.perSecond >= 3000, rssGrowth: drain.rssGrowthMb <= 50 } }, null, 2) + '\n')
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

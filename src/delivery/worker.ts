@@ -21,6 +21,7 @@
  *                                   Either way the event stays pending and the worker retries it.
  *
  * await worker.close()                                     // on shutdown: stop claiming, finish in-flight attempts
+ * await store.close()                                      // after the worker: it waits for queued writes
  * ```
  *
  * Every attempt sends the same `webhook-id` (the event id) with a fresh `webhook-timestamp` and

@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { attemptParams, byDue, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
+import { attemptParams, byDue, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
   RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
@@ -108,7 +108,8 @@ const Q = {
   byObject: numbered(SQL.byObject),
   purge: numbered(SQL.purge),
   expire: numbered(SQL.expire),
-  probe: numbered(SQL.probe)
+  probeWrite: numbered(SQL.probeWrite),
+  probeErase: SQL.probeErase
 }
 
 /** The PostgreSQL {@link EventStore}. */
@@ -141,10 +142,10 @@ export class PostgresEventStore implements EventStore {
   append (event: NewEvent): Promise<AppendResult> {
     return this.commit.write(async (c) => {
       const now = this.now()
-      const inserted = await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now])
-      const row = (await c.query(Q.get, [event.id])).rows[0] as Row
-      return { event: toEvent(row), created: inserted.rowCount === 1 }
+      const inserted = (await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
+        event.firstAttemptAt ?? now, now, now, now])).rows[0] as Row | undefined
+      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
+      return { event: toEvent((await c.query(Q.get, [event.id])).rows[0] as Row), created: false }
     })
   }
 
@@ -225,7 +226,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async probe (): Promise<void> {
-    await this.commit.write(async (c) => await c.query(Q.probe, [String(this.now())]))
+    await this.commit.write(async (c) => { await c.query(Q.probeWrite, [PROBE_VALUE]); await c.query(Q.probeErase) })
   }
 
   async close (): Promise<void> {

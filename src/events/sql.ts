@@ -1,3 +1,4 @@
+import { invalidOption } from '../errors.js'
 import type { AttemptRecord, EventState, EventSummary, EventType, ListQuery, RecordedAnswer, StoredAttempt, StoredEvent } from './store.js'
 
 /**
@@ -60,8 +61,7 @@ export function migrations (dialect: Dialect): string[][] {
         outcome TEXT NOT NULL,
         error TEXT,
         PRIMARY KEY (event_id, n)
-      )${dialect === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
-      `INSERT INTO ${META} (name, value) VALUES ('probe', '0')`
+      )${dialect === 'sqlite' ? ' WITHOUT ROWID' : ''}`
     ]
   ]
 }
@@ -70,7 +70,7 @@ export const SQL = {
   readVersion: `SELECT value FROM ${META} WHERE name = 'schema_version'`,
   setVersion: `INSERT INTO ${META} (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
   insert: `INSERT INTO ${EVENTS} (id, type, bucket, object_key, etag, envelope, state, attempts, next_attempt_at, retry_since, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING *`,
   get: `SELECT * FROM ${EVENTS} WHERE id = ?`,
   // A claim writes only unindexed lease columns; the due scan steps over the few leased rows
   // at its head (those in flight), and an expired lease makes its event due again.
@@ -95,7 +95,9 @@ export const SQL = {
   oldestPending: `SELECT MIN(created_at) AS t FROM ${EVENTS} WHERE state = 'pending'`,
   purge: `DELETE FROM ${EVENTS} WHERE id IN (SELECT id FROM ${EVENTS} WHERE state = ? AND updated_at < ? ORDER BY updated_at LIMIT ?)`,
   expire: `DELETE FROM ${EVENTS} WHERE id IN (SELECT id FROM ${EVENTS} WHERE state IN ('delivered', 'rejected') AND updated_at < ? ORDER BY state, updated_at LIMIT ?)`,
-  probe: `UPDATE ${META} SET value = ? WHERE name = 'probe'`
+  // The probe writes a row that needs a fresh page (so a full store fails it) and takes it back.
+  probeWrite: `INSERT INTO ${META} (name, value) VALUES ('probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+  probeErase: `DELETE FROM ${META} WHERE name = 'probe'`
 }
 
 const SUMMARY_COLUMNS = 'id, type, bucket, object_key, etag, state, attempts, next_attempt_at, retry_since, lease_owner, lease_expires_at, answer_status, last_error, created_at, updated_at'
@@ -131,7 +133,7 @@ function decodeCursor (cursor: string): { createdAt: number, id: string } {
   const text = Buffer.from(cursor, 'base64url').toString()
   const at = text.indexOf(':')
   const createdAt = Number(text.slice(0, at))
-  if (at <= 0 || !Number.isSafeInteger(createdAt)) throw new TypeError('invalid page cursor')
+  if (at <= 0 || !Number.isSafeInteger(createdAt)) throw invalidOption('the page cursor is not one a listing gave')
   return { createdAt, id: text.slice(at + 1) }
 }
 
@@ -177,6 +179,9 @@ export function toAttempt (r: Row): StoredAttempt {
     error: strOrNull(r.error)
   }
 }
+
+/** The probe row's value: larger than a page, so it needs free space. */
+export const PROBE_VALUE = 'x'.repeat(8192)
 
 /** Parameters of `SQL.insertAttempt`. */
 export function attemptParams (id: string, n: number, a: AttemptRecord): unknown[] {

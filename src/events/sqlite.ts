@@ -4,7 +4,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
-import { attemptParams, byDue, encodeCursor, listQuery, META, metaTable, migrations, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
+import { attemptParams, byDue, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
   RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
@@ -106,9 +106,10 @@ export class SqliteEventStore implements EventStore {
   append (event: NewEvent): Promise<AppendResult> {
     return this.commit.write(() => {
       const now = this.now()
-      const info = this.stmt.insert.run(event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now)
-      return { event: toEvent(this.stmt.get.get(event.id) as Row), created: info.changes === 1 }
+      const inserted = this.stmt.insert.get(event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
+        event.firstAttemptAt ?? now, now, now, now) as Row | undefined
+      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
+      return { event: toEvent(this.stmt.get.get(event.id) as Row), created: false }
     })
   }
 
@@ -189,7 +190,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   async probe (): Promise<void> {
-    await this.commit.write(() => this.stmt.probe.run(String(this.now())))
+    await this.commit.write(() => { this.stmt.probeWrite.run(PROBE_VALUE); this.stmt.probeErase.run() })
   }
 
   async close (): Promise<void> {
@@ -224,6 +225,7 @@ function prepareStatements (db: Database) {
     oldestPending: db.prepare(SQL.oldestPending),
     purge: db.prepare(SQL.purge),
     expire: db.prepare(SQL.expire),
-    probe: db.prepare(SQL.probe)
+    probeWrite: db.prepare(SQL.probeWrite),
+    probeErase: db.prepare(SQL.probeErase)
   }
 }

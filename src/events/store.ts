@@ -208,7 +208,10 @@ export interface EventStore {
    */
   deleteExpired (before: number, batchSize?: number): Promise<number>
 
-  /** Resolves when a write commits now; rejects with `OSS_CB_ERR_STORE_FAILED` otherwise (for `/readyz`). */
+  /**
+   * Commits (durably) a write that needs free space and takes it back: resolves when the store can
+   * record events now, rejects with `OSS_CB_ERR_STORE_FAILED` otherwise (for `/readyz`).
+   */
   probe (): Promise<void>
 
   /** Waits for queued writes, then closes the connection(s). */

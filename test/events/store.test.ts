@@ -349,8 +349,10 @@ describe('sqlite store', () => {
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected'])
       for (const r of results) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED', statusCode: 503 })
       expect(commits.at(-1)?.error?.message).toMatch(/full/)
-      await expect(store.probe()).resolves.toBeUndefined()
+      // /readyz reads the probe: it fails while the store is full.
+      await expect(store.probe()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
       store.database.pragma('max_page_count = 1000000')
+      await expect(store.probe()).resolves.toBeUndefined()
       const again = await Promise.all([1, 2, 3].map((n) => store.append(newEvent(n, { envelope: JSON.stringify({ big, n }) }))))
       expect(again.map((r) => r.created)).toEqual([true, true, true])
       expect((await store.stats()).counts.pending).toBe(4)
