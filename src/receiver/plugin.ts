@@ -39,6 +39,11 @@ export interface PluginTicketOptions extends UploadTicketsOptions {
   path?: string
   /** The app's own check of who may get a ticket (a session, an API key). Required. */
   authorize: TicketAuthorizer
+  /**
+   * Consume each callback's ticket before the handler runs. Default true. The standalone server's
+   * durable gateway sets false and consumes the ticket itself, after the event is committed.
+   */
+  bindCallbacks?: boolean
 }
 
 /**
@@ -316,7 +321,7 @@ export async function ossCallback (fastify: FastifyInstance, options: OssCallbac
     }
     request.ossCallback = callback
     let ticket: UploadTicket | undefined
-    if (tickets !== undefined) {
+    if (tickets !== undefined && ticketOptions?.bindCallbacks !== false) {
       const left = deadlineMs - reply.elapsedTime
       if (left <= 0) throw ossError('DEADLINE_EXCEEDED', 'deadline passed during verification')
       ticket = await withDeadline(tickets.bind(callback, { deadlineAt: Date.now() + left }), left)
