@@ -96,7 +96,7 @@ export function createGatewayHandler (options: GatewayOptions): CallbackHandler 
         etag: callback.system.etag ?? null,
         envelope: JSON.stringify(forwardEnvelope(callback, context.receivedAt)),
         // The background worker leaves it alone until this callback is over (or its process died).
-        firstAttemptAt: now() + context.remainingMs + 1000
+        firstAttemptAt: Math.ceil(now() + context.remainingMs) + 1000
       })
     } catch (err) {
       throw storeFailed(err)
