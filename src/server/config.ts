@@ -346,9 +346,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
 /** The event log and delivery settings (only forward mode records events). */
 function deliverySettings (raw: RawEnv): Pick<ServerConfig, 'databaseUrl' | 'onUpstreamFailure' | 'retryScheduleMs' | 'retryForMs' | 'deliveryConcurrency' | 'retentionMs'> {
   const given = raw.OSS_CALLBACK_DATABASE_URL
-  if (raw.OSS_CALLBACK_FORWARD_URL === undefined && given !== undefined && given !== 'none') {
-    throw invalidOption('OSS_CALLBACK_DATABASE_URL is set but OSS_CALLBACK_FORWARD_URL is not: only forward mode records events')
-  }
+  // Without forward mode it is unused (the container sets it by default), not refused.
   const databaseUrl = raw.OSS_CALLBACK_FORWARD_URL === undefined || given === 'none' ? undefined : given ?? DEFAULT_DATABASE_URL
   return {
     databaseUrl,
