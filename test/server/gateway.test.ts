@@ -16,6 +16,8 @@ import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { answerJson, startUpstream, type Upstream } from '../helpers/upstream.js'
+import { callbackForTicket } from '../helpers/tickets.js'
+import type { IssuedTicket } from '../../src/tickets/issuer.js'
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`
 const BODY = 'bucket=photos&object=users%2F7%2Fcat.jpg&etag=D41D8CD98F00B204E9800998ECF8427E&size=114020&mimeType=image%2Fjpeg'
@@ -275,5 +277,64 @@ describe('durable gateway (SQLite)', () => {
     expect((await sendCallback(gw.base)).status).toBe(200)
     expect(gw.store()).toBeUndefined()
     expect(upstream.received[0]?.headers['webhook-id']).toMatch(/^msg_/)
+  })
+
+  describe('with upload tickets', () => {
+    const TOKEN = 'test-token-0123456789abcdef'
+    const ticketEnv = (): Record<string, string> => ({
+      OSS_CALLBACK_TICKET_TOKEN: TOKEN,
+      OSS_ACCESS_KEY_ID: 'ak',
+      OSS_ACCESS_KEY_SECRET: 'sk',
+      OSS_BUCKET: 'demo-bucket',
+      OSS_ENDPOINT: 'http://127.0.0.1:8090',
+      OSS_REGION: 'cn-hangzhou',
+      OSS_CALLBACK_PUBLIC_URL: 'http://127.0.0.1:8080/oss/callback'
+    })
+    async function issue (base: string): Promise<IssuedTicket> {
+      const res = await fetch(`${base}/oss/upload-tickets`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' })
+      expect(res.status).toBe(200)
+      return await res.json() as IssuedTicket
+    }
+    async function sendTicketed (base: string, issued: IssuedTicket, requestId: string): Promise<Answer> {
+      const cb = callbackForTicket(issued, keys.url('/k.pem'))
+      const res = await fetch(base + cb.url, { method: 'POST', headers: { ...cb.headers, 'x-oss-request-id': requestId }, body: cb.body })
+      const text = await res.text()
+      return { status: res.status, text, json: () => JSON.parse(text) as Record<string, unknown> }
+    }
+
+    it('a failed commit never spends the ticket: after the store recovers, the same upload\'s callback is accepted', async () => {
+      upstream.behave(answerJson('{"ok":1}'))
+      const gw = await startGateway(ticketEnv())
+      const issued = await issue(gw.base)
+      const db = gw.store().database
+      db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`)
+      // Fill the store's last pages with events of its own, until not even a small one fits.
+      for (let i = 0; i < 1000; i++) {
+        const ok = await gw.store().append({ id: `evt_fill${i}`, type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: 'f'.repeat(1000), firstAttemptAt: clock.now() + 3_600_000 }).then(() => true, () => false)
+        if (!ok) break
+      }
+      const full = await sendTicketed(gw.base, issued, 'R1')
+      expect(full.status, full.text).toBe(503)
+      expect(full.json().code).toBe('OSS_CB_ERR_STORE_FAILED')
+      db.pragma('max_page_count = 1073741823')
+      const res = await sendTicketed(gw.base, issued, 'R2')
+      expect(res.status, res.text).toBe(200)
+      expect(upstream.received).toHaveLength(1)
+    })
+
+    it('a ticket refusal (a replay under another request id) marks its event rejected and answers 409 as without the log; nothing is delivered', async () => {
+      upstream.behave(answerJson('{"ok":1}'))
+      const gw = await startGateway(ticketEnv())
+      const issued = await issue(gw.base)
+      expect((await sendTicketed(gw.base, issued, 'FIRST')).status).toBe(200)
+      const replay = await sendTicketed(gw.base, issued, 'REPLAY')
+      expect(replay.status).toBe(409)
+      expect(replay.json().code).toBe('OSS_CB_ERR_TICKET_USED')
+      const listed = (await (await inspect(gw.url)).list()).events.map((e) => e.state)
+      expect(listed.sort()).toEqual(['delivered', 'rejected'])
+      clock.advance(120_000)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(upstream.received).toHaveLength(1)
+    })
   })
 })
