@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadDriver } from '../../src/events/driver.js'
 import { openEventStore } from '../../src/events/open.js'
 import { deleteExpiredEvents } from '../../src/events/retention.js'
-import { openSqliteStore } from '../../src/events/sqlite.js'
+import { openSqliteStore, type SqliteEventStore } from '../../src/events/sqlite.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { startPostgresServer, type PostgresServer } from '../helpers/postgres-server.js'
@@ -356,6 +356,21 @@ describe('sqlite store', () => {
       const again = await Promise.all([1, 2, 3].map((n) => store.append(newEvent(n, { envelope: JSON.stringify({ big, n }) }))))
       expect(again.map((r) => r.created)).toEqual([true, true, true])
       expect((await store.stats()).counts.pending).toBe(4)
+    } finally { await store.close() }
+  })
+
+  it('appends commit with synchronous=FULL (an fsync before the caller resolves); a batch of delivery outcomes only, without', async () => {
+    const modes: number[] = []
+    const opened: { store?: SqliteEventStore } = {}
+    const store = opened.store = await openSqliteStore(path('modes.sqlite'), { onCommit: () => { modes.push(opened.store?.database.pragma('synchronous', { simple: true }) as number) } })
+    try {
+      const a = (await store.append(newEvent(1))).event
+      const b = (await store.append(newEvent(2))).event
+      await store.finish(a.id, 'delivered', attempt(0, 'delivered', 200))
+      await Promise.all([store.finish(b.id, 'delivered', attempt(0, 'delivered', 200)), store.append(newEvent(3))])
+      await store.finish((await store.get(eventId({ path: '/cb', query: '', body: Buffer.from('body 3'), requestId: 'req-3' })))?.id ?? '', 'rejected', null)
+      // FULL is 2, NORMAL 1: append, append, outcome, outcome + append, a final state set by hand.
+      expect(modes).toEqual([2, 2, 1, 2, 2])
     } finally { await store.close() }
   })
 
