@@ -2,15 +2,18 @@
 # oss-callback receiver: verifies Alibaba Cloud OSS upload callbacks, answers them itself
 # or forwards them, signed, to your app (see README, "Container").
 #   docker build -t oss-callback .
-#   docker run --rm -p 8080:8080 --read-only oss-callback
+#   docker run --rm -p 8080:8080 --read-only -v oss-callback-data:/data oss-callback
 # test/server/image-stage.test.ts reproduces the final stage by hand: keep them in step.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# The toolchain better-sqlite3 (the event log's SQLite driver) builds with, when no prebuilt binary fits.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 # Dependencies first, so that a change to the sources reuses this layer.
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# Scripts off for every package but the driver, whose install script builds its native module.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/copy-demo-assets.js ./scripts/
@@ -23,9 +26,16 @@ COPY package.json package-lock.json ./
 # No dev packages; --ignore-scripts because `prepare` (the build) needs them and the build comes from the stage above.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# Files stay owned by root and read-only to the app: the root filesystem can be mounted read-only.
+# The event log's driver, built in the stage above (an optional peer dependency: npm ci leaves it out), with its runtime dependencies.
+COPY --from=build /app/node_modules/better-sqlite3 ./node_modules/better-sqlite3
+COPY --from=build /app/node_modules/bindings ./node_modules/bindings
+COPY --from=build /app/node_modules/file-uri-to-path ./node_modules/file-uri-to-path
+# Files stay owned by root and read-only to the app: the root filesystem can be mounted read-only. The event log
+# lives on a volume the app owns (forward mode records every callback there before answering it).
+RUN mkdir -p /data && chown node:node /data
+VOLUME /data
 USER node
-ENV HOST=0.0.0.0 PORT=8080
+ENV HOST=0.0.0.0 PORT=8080 OSS_CALLBACK_DATABASE_URL=sqlite:/data/oss-callback.sqlite
 EXPOSE 8080
 # Slim images have no curl: ask node itself.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \

@@ -1,9 +1,10 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,micro,cold,memory,imports,reconcile,c-unbatched,c-no-rsa,c-no-verify] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,fwd,fwd-sqlite,fwd-pg,micro,cold,memory,imports,reconcile,c-unbatched,c-no-rsa,c-no-verify] [--postgres <url of an empty database>] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ask, forkChild, nextMessage, signedCallback } from './common.js'
 import { cliHelpCosts, entryImportCosts, installSize } from './import-cost.js'
@@ -19,7 +20,8 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     seconds: { type: 'string' },
     rounds: { type: 'string' },
-    'server-flags': { type: 'string' }
+    'server-flags': { type: 'string' },
+    postgres: { type: 'string' }
   }
 })
 const quick = args.quick
@@ -62,11 +64,11 @@ async function runChild (script, cfg) {
   return result
 }
 
-async function startServer (scenario, keyOrigin) {
+async function startServer (scenario, keyOrigin, extra = {}) {
   const execArgv = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./profiles', import.meta.url).pathname}`, `--cpu-prof-name=${scenario}-${Date.now()}.cpuprofile`] : []
   // Node flags for every server process, such as --max-semi-space-size=32, to compare tunings.
   if (args['server-flags'] !== undefined) execArgv.push(...args['server-flags'].split(' ').filter((f) => f !== ''))
-  const { child, exited } = spawn('./server.js', { scenario, keyOrigin }, execArgv)
+  const { child, exited } = spawn('./server.js', { scenario, keyOrigin, ...extra }, execArgv)
   const { port } = await nextMessage(child, 'ready', 60_000)
   return {
     port,
@@ -75,10 +77,10 @@ async function startServer (scenario, keyOrigin) {
   }
 }
 
-async function sanityCheck (port, callback) {
+async function sanityCheck (port, callback, expected = '{}') {
   const res = await fetch(`http://127.0.0.1:${port}${callback.path}`, { method: 'POST', headers: callback.headers, body: callback.body })
   const text = await res.text()
-  if (res.status !== 200 || text !== '{}') throw new Error(`sanity check failed: ${res.status} ${text.slice(0, 200)}`)
+  if (res.status !== 200 || text !== expected) throw new Error(`sanity check failed: ${res.status} ${text.slice(0, 200)}`)
 }
 
 const loader = spawn('./load.js', {})
@@ -133,12 +135,25 @@ const SCENARIOS = [
   { id: 'c2048', name: 'plugin', label: '(c) oss-callback plugin, 2048-bit key', bits: 2048, keyPath: '/bench-2048.pem' },
   { id: 'd', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 512-bit key', bits: 512, keyPath: '/bench-512.pem' },
   { id: 'd2048', name: 'plugin-forge', label: '(d) oss-callback plugin on node-forge, 2048-bit key', bits: 2048, keyPath: '/bench-2048.pem' },
+  // Forward mode to a fast local app (another process): direct, then through the durable event log.
+  { id: 'fwd', name: 'forward-direct', label: '(f) forward mode, direct (OSS_CALLBACK_DATABASE_URL=none)', bits: 512, keyPath: '/bench-512.pem', forward: true },
+  { id: 'fwd-sqlite', name: 'forward-sqlite', label: '(f) forward mode, durable: SQLite, an fsync before every acknowledgement', bits: 512, keyPath: '/bench-512.pem', forward: true },
+  ...(args.postgres === undefined ? [] : [{ id: 'fwd-pg', name: 'forward-postgres', label: '(f) forward mode, durable: PostgreSQL', bits: 512, keyPath: '/bench-512.pem', forward: true }]),
   { id: 'e', name: 'naive', label: '(e) naive receiver: raw http, key fetched per callback, PEM string', bits: 512, keyPath: '/naive-512.pem' },
   // Diagnostics: where (c)'s time goes.
   { id: 'c-no-rsa', name: 'plugin-no-rsa', label: '(diagnostic) plugin, RSA check replaced by `true`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
   { id: 'c-unbatched', name: 'plugin-unbatched', label: '(diagnostic) plugin, 512-bit key, `batchVerifications: false`', bits: 512, keyPath: '/bench-512.pem', diagnostic: true },
   { id: 'c-no-verify', name: 'plugin-no-verify', label: '(diagnostic) plugin around a verifier returning a ready result', bits: 512, keyPath: '/bench-512.pem', diagnostic: true }
 ]
+
+let forwardApp
+let tempDir
+const benchDir = () => (tempDir ??= mkdtempSync(join(tmpdir(), 'oss-cb-bench-')))
+async function startForwardApp () {
+  const { child, exited } = spawn('./events-app.js', { lifetimeMs: CHILD_LIFETIME_MS })
+  const { port } = await nextMessage(child, 'ready', 30_000)
+  return { url: `http://127.0.0.1:${port}/hook`, stop: async () => { child.send({ type: 'stop' }); await exited } }
+}
 
 const results = {
   kind: quick ? 'quick' : 'full',
@@ -167,9 +182,15 @@ try {
       // Diagnostics run in the full run and when named; the quick run skips them.
       if (!wanted(s.id) || (s.diagnostic && only === undefined && quick)) continue
       const callback = signedCallback(keys[s.bits].privateKey, keyOrigin + s.keyPath)
-      const server = await startServer(s.name, keyOrigin)
+      let forward = {}
+      if (s.forward) {
+        forwardApp ??= await startForwardApp()
+        const databaseUrl = s.name === 'forward-sqlite' ? `sqlite:${join(benchDir(), `events-${round}.sqlite`)}` : s.name === 'forward-postgres' ? args.postgres : undefined
+        forward = { appUrl: forwardApp.url, databaseUrl }
+      }
+      const server = await startServer(s.name, keyOrigin, forward)
       try {
-        await sanityCheck(server.port, callback)
+        await sanityCheck(server.port, callback, s.forward ? '{"Status":"OK"}' : '{}')
         await load(server.port, callback, { durationS: plan.warmupS })
         const before = await server.stats()
         const r = await load(server.port, callback, { durationS: plan.durationS })
@@ -201,7 +222,9 @@ try {
       'c/d': ratio('c512', 'd'),
       'c/e': ratio('c512', 'e'),
       'c2048/b': ratio('c2048', 'b'),
-      'c2048/d2048': ratio('c2048', 'd2048')
+      'c2048/d2048': ratio('c2048', 'd2048'),
+      'fwd-sqlite/fwd': ratio('fwd-sqlite', 'fwd'),
+      'fwd-pg/fwd': ratio('fwd-pg', 'fwd')
     }
   }
   results.ratios = ratios('reqPerSec', false)
@@ -277,6 +300,8 @@ try {
     log(`reconcile: ${r.listed} listed, ${r.new} new in ${r.seconds} s, RSS +${r.rssGrowthMiB} MiB`)
   }
 } finally {
+  await forwardApp?.stop()
+  if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true })
   keyServer.child.send({ type: 'stop' })
   loader.child.disconnect()
   await Promise.all([keyServer.exited, loader.exited])

@@ -11,7 +11,7 @@ import { buildStringToSign, splitRequestTarget } from '../dist/protocol/string-t
 import { createForgeVerifier } from '../dist/receiver/signature-verifier.js'
 import { boundLifetime, CALLBACK_PATH, config } from './common.js'
 
-const { scenario, keyOrigin, lifetimeMs } = config()
+const { scenario, keyOrigin, lifetimeMs, appUrl, databaseUrl } = config()
 boundLifetime(lifetimeMs)
 
 // Every Fastify scenario is built alike, as the standalone server is: pino at info, no per-request log lines.
@@ -100,9 +100,30 @@ function startNaive () {
   return new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, () => resolve(server.address().port)))
 }
 
+// Forward mode as `serve` runs it (buildApp from the environment's variables), direct or through the event log.
+async function startForward () {
+  const { buildApp } = await import('../dist/server/app.js')
+  const { loadConfig } = await import('../dist/server/config.js')
+  const app = await buildApp(loadConfig({
+    LOG_LEVEL: 'info',
+    OSS_CALLBACK_KEY_ORIGINS: keyOrigin,
+    OSS_CALLBACK_FORWARD_URL: appUrl,
+    OSS_CALLBACK_FORWARD_SECRET: 'whsec_' + Buffer.alloc(32, 1).toString('base64'),
+    OSS_CALLBACK_DATABASE_URL: scenario === 'forward-direct' ? 'none' : databaseUrl
+  }))
+  // The load generator repeats one signed callback; OSS gives each its own (unsigned) request id, and so does
+  // this, or every callback after the first would be a resent one answered from the log without a write.
+  let n = 0
+  app.addHook('onRequest', (request, _reply, done) => { request.headers['x-oss-request-id'] = `bench-${process.pid}-${n++}`; done() })
+  await app.listen({ port: 0, host: '127.0.0.1', backlog: 2048 })
+  httpServer = app.server
+  close = () => app.close()
+  return app.server.address().port
+}
+
 let connections = 0
 let httpServer
-const port = scenario === 'naive' ? await startNaive() : await startFastify()
+const port = scenario === 'naive' ? await startNaive() : scenario.startsWith('forward-') ? await startForward() : await startFastify()
 httpServer.on('connection', () => { connections++ })
 process.send({ type: 'ready', port })
 

@@ -13,6 +13,7 @@ Commands:
   send     ask a running simulator to fire a callback and judge the answer as OSS would (send --help)
   demo     a browser upload page, the simulator and a receiver with upload tickets, all local (demo --help)
   diagnose explain why a captured callback was refused (diagnose --help)
+  events   list, show, redeliver and purge the events of forward mode's event log (events --help)
   reconcile record the uploads whose callback never reached the event log (reconcile --help)
 
 Options:
@@ -79,6 +80,10 @@ async function main (argv: string[]): Promise<number | undefined> {
     case 'reconcile': {
       const { runReconcileCommand } = await import('./reconcile/command.js')
       return await runReconcileCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
+    }
+    case 'events': {
+      const { runEventsCommand } = await import('./server/events-command.js')
+      return await runEventsCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
     }
     case undefined:
       process.stderr.write(USAGE)

@@ -14,8 +14,13 @@ import { bearerAuthorizer, ticketRoutes } from '../tickets/route.js'
 import { createMemoryTicketStore, type TicketStore } from '../tickets/store.js'
 import type { ServerConfig } from './config.js'
 import { createForwarder } from './forward.js'
+import { createGatewayHandler } from './gateway.js'
 import { createServerMetrics } from './metrics.js'
 import { wholeNumberOption } from '../options.js'
+import { createDeliveryWorker, type DeliveryWorker, type DeliveryWorkerOptions } from '../delivery/worker.js'
+import { openEventStore } from '../events/open.js'
+import { deleteExpiredEvents } from '../events/retention.js'
+import type { EventStore, StoreOptions } from '../events/store.js'
 
 /** Things tests and embedders inject into {@link buildApp}. */
 export interface AppDependencies {
@@ -42,6 +47,16 @@ export interface AppDependencies {
   timeouts?: Partial<ServerTimeouts>
   /** Bounds of the lingering close after an early refusal (tests use short ones). Default: {@link LINGER_DEFAULTS}. */
   lingeringClose?: Partial<LingerOptions>
+  /** Opens the event store of `config.databaseUrl` (tests inject a failing driver loader). Default: `openEventStore`. */
+  openEventStore?: (url: string, options: StoreOptions) => Promise<EventStore>
+  /** The event store's clock, ms since the epoch (tests use a fake one). Default `Date.now`. */
+  storeNow?: () => number
+  /** Delivery worker settings besides the configured ones (tests: clock, poll interval, back-off). */
+  delivery?: Partial<Omit<DeliveryWorkerOptions, 'store' | 'url' | 'secret'>>
+  /** How often retention deletes expired events, in ms. Default 600000. */
+  retentionIntervalMs?: number
+  /** How long `/readyz` waits for the store's write probe, in ms. Default 2000. */
+  storeProbeTimeoutMs?: number
 }
 
 /** Node's own request timeouts, in ms; a slow client past one gets 408 `OSS_CB_ERR_REQUEST_TIMEOUT`. */
@@ -176,7 +191,14 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     nativeSignatureVerifier: deps.nativeSignatureVerifier
   })
 
-  const forwarder = config.forwardUrl === undefined || deps.handler !== undefined
+  const durable = config.forwardUrl !== undefined && config.databaseUrl !== undefined && deps.handler === undefined
+  const metrics = createServerMetrics({
+    keys,
+    verifierName: verifier.verifierName,
+    forward: config.forwardUrl !== undefined && deps.handler === undefined && !durable,
+    events: durable
+  })
+  const forwarder = config.forwardUrl === undefined || deps.handler !== undefined || durable
     ? undefined
     : createForwarder({
       url: config.forwardUrl,
@@ -215,7 +237,32 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     app.log.info({ verifier: verifier.verifierName }, 'self-test passed')
   }
   const ticketConfig = config.tickets
-  logAcceptance(app.log, config, keys.pinnedUrls, forwarder !== undefined)
+  logAcceptance(app.log, config, keys.pinnedUrls, forwarder !== undefined || durable)
+  let events: { store: EventStore, worker: DeliveryWorker } | undefined
+  if (durable) {
+    try {
+      events = await startEvents(config, deps, app.log, metrics)
+    } catch (err) {
+      await app.close()
+      throw err
+    }
+    const { store, worker } = events
+    const retention = new AbortController()
+    const sweep = (): void => {
+      deleteExpiredEvents(store, { retentionMs: config.retentionMs ?? 7 * 86_400_000, now: deps.storeNow, signal: retention.signal })
+        .then((n) => { if (n > 0) app.log.info({ deleted: n }, 'retention: expired events deleted') })
+        .catch((err: unknown) => { app.log.warn({ err }, 'retention pass failed; the next one tries again') })
+    }
+    const retentionTimer = setInterval(sweep, deps.retentionIntervalMs ?? 600_000)
+    retentionTimer.unref()
+    app.addHook('onReady', async () => { worker.start(); sweep() })
+    app.addHook('onClose', async () => {
+      clearInterval(retentionTimer)
+      retention.abort()
+      await worker.close()
+      await store.close()
+    })
+  }
   let ticketStore: TicketStore | undefined
   let tickets: UploadTickets | undefined
   if (ticketConfig !== undefined) {
@@ -255,7 +302,6 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   })
   if (forwarder !== undefined) app.addHook('onClose', async () => forwarder.close())
 
-  const metrics = createServerMetrics({ keys, verifierName: verifier.verifierName, forward: forwarder !== undefined })
   app.get('/metrics', async (_request, reply) => {
     const text = await metrics.scrape()
     return reply.header('content-type', metrics.contentType).send(text)
@@ -265,6 +311,9 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
   app.get('/readyz', async (_request, reply) => {
     if (!ready || closing) return sendError(reply, ossError('NOT_READY', closing ? 'shutting down' : 'starting'))
     if (ticketStore?.isReady?.() === false) return sendError(reply, ossError('NOT_READY', 'ticket store not connected or not answering'))
+    if (events !== undefined && !await probeStore(events.store, deps.storeProbeTimeoutMs ?? 2000)) {
+      return sendError(reply, ossError('NOT_READY', 'event store cannot be written'))
+    }
     return { status: 'ready', verifier: verifier.verifierName }
   })
 
@@ -281,7 +330,7 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
     ...(deps.lingeringClose === undefined ? {} : { lingeringClose: deps.lingeringClose }),
-    handler: deps.handler ?? forwarder?.handler ?? defaultHandler,
+    handler: deps.handler ?? forwarder?.handler ?? (events === undefined ? defaultHandler : gatewayHandler(config, deps, events, tickets, app.log)),
     onSuccess: metrics.callbackSucceeded,
     onFailure: (error) => metrics.callbackFailed(error),
     onVerification: metrics.verificationObserved,
@@ -290,7 +339,8 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
       captureMax: config.captureMax,
       onCaptureError: (err) => { app.log.warn({ err }, 'refused callback not captured') }
     },
-    ...(tickets === undefined ? {} : { preHandler: tickets.bindCallback })
+    // The gateway consumes the ticket itself, after the event is committed (a failed commit never spends one).
+    ...(tickets === undefined || events !== undefined ? {} : { preHandler: tickets.bindCallback })
   })
   if (tickets !== undefined && ticketConfig !== undefined) {
     await app.register(ticketRoutes, {
@@ -301,4 +351,56 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     })
   }
   return app
+}
+
+/** Opens the event log and creates the delivery worker (not started). */
+async function startEvents (config: ServerConfig, deps: AppDependencies, log: FastifyBaseLogger,
+  metrics: ReturnType<typeof createServerMetrics>): Promise<{ store: EventStore, worker: DeliveryWorker }> {
+  const open = deps.openEventStore ?? openEventStore
+  const store = await open(config.databaseUrl as string, {
+    ...(deps.storeNow === undefined ? {} : { now: deps.storeNow }),
+    onCommit: metrics.storeCommitted
+  })
+  try {
+    const worker = createDeliveryWorker({
+      retryScheduleMs: config.retryScheduleMs,
+      retryForMs: config.retryForMs,
+      concurrency: config.deliveryConcurrency,
+      ...deps.delivery,
+      store,
+      url: config.forwardUrl as string,
+      secret: config.forwardSecret ?? '',
+      onAttempt: metrics.deliveryAttempted,
+      onError: (err) => { log.warn({ err }, 'event store failed under the delivery worker; retrying') }
+    })
+    metrics.watchEvents(store)
+    log.info({ store: store.dialect, onUpstreamFailure: config.onUpstreamFailure ?? 'refuse' }, 'event log open: callbacks are recorded before they are answered')
+    return { store, worker }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
+function gatewayHandler (config: ServerConfig, deps: AppDependencies, events: { store: EventStore, worker: DeliveryWorker },
+  tickets: UploadTickets | undefined, log: FastifyBaseLogger): CallbackHandler {
+  return createGatewayHandler({
+    store: events.store,
+    worker: events.worker,
+    onUpstreamFailure: config.onUpstreamFailure,
+    noContentReply: defaultHandler,
+    ...(tickets === undefined ? {} : { bindTicket: async (callback, deadlineAt) => (await tickets.bindCallback(callback, { deadlineAt })).ticket }),
+    ...(deps.storeNow === undefined ? {} : { now: deps.storeNow }),
+    onStoreError: (err) => { log.warn({ err }, 'event outcome not recorded; the event stays pending and is retried') }
+  })
+}
+
+async function probeStore (store: EventStore, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
+  try {
+    return await Promise.race([store.probe().then(() => true, () => false), expired])
+  } finally {
+    clearTimeout(timer)
+  }
 }

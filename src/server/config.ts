@@ -1,4 +1,5 @@
 import { envSchema } from 'env-schema'
+import { parseDuration, parseDurationList } from '../duration.js'
 import { invalidOption } from '../errors.js'
 import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js'
 import { checkForwardSecret, checkForwardUrl } from './forward.js'
@@ -77,7 +78,25 @@ export interface ServerConfig {
   forwardMaxSockets?: number
   /** Upload tickets; `undefined` (off) unless `OSS_CALLBACK_TICKET_TOKEN` is set. */
   tickets: TicketConfig | undefined
+  /**
+   * `OSS_CALLBACK_DATABASE_URL`: the durable event log of forward mode, `sqlite:<path>` or `postgres://…`;
+   * undefined (`none`) forwards directly, recording nothing. Default in forward mode: {@link DEFAULT_DATABASE_URL}.
+   */
+  databaseUrl?: string | undefined
+  /** `OSS_CALLBACK_ON_UPSTREAM_FAILURE`: what OSS gets when the app fails and the event is queued. Default `refuse`. */
+  onUpstreamFailure?: 'refuse' | 'accept'
+  /** `OSS_CALLBACK_RETRY_SCHEDULE`: delays between background attempts, ms; the last repeats. Default 5s,5m,30m,2h,5h,10h. */
+  retryScheduleMs?: number[]
+  /** `OSS_CALLBACK_RETRY_FOR`: how long an event is retried before it is dead, ms. Default 3d. */
+  retryForMs?: number
+  /** `OSS_CALLBACK_DELIVERY_CONCURRENCY`: background attempts at once. Default 16. */
+  deliveryConcurrency?: number
+  /** `OSS_CALLBACK_RETENTION`: how long delivered and rejected events are kept, ms. Default 7d. */
+  retentionMs?: number
 }
+
+/** Where forward mode records events unless told otherwise (relative to the working directory). */
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/oss-callback.sqlite'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -115,7 +134,13 @@ const schema = {
     OSS_CALLBACK_TICKET_CONTENT_TYPES: { type: 'string' },
     OSS_CALLBACK_TICKET_SIGNATURE_VERSION: { type: 'string', enum: ['v4', 'v1'], default: 'v4' },
     OSS_CALLBACK_ALLOW_WITHOUT_TICKET: { type: 'string', enum: ['true', 'false'], default: 'false' },
-    OSS_CALLBACK_REDIS_URL: { type: 'string', pattern: '^rediss?://' }
+    OSS_CALLBACK_REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    OSS_CALLBACK_DATABASE_URL: { type: 'string', pattern: '^(none|sqlite:.+|postgres(ql)?://.+)$' },
+    OSS_CALLBACK_ON_UPSTREAM_FAILURE: { type: 'string', enum: ['refuse', 'accept'], default: 'refuse' },
+    OSS_CALLBACK_RETRY_SCHEDULE: { type: 'string', default: '5s,5m,30m,2h,5h,10h' },
+    OSS_CALLBACK_RETRY_FOR: { type: 'string', default: '3d' },
+    OSS_CALLBACK_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1000, default: 16 },
+    OSS_CALLBACK_RETENTION: { type: 'string', default: '7d' }
   }
 } as const
 
@@ -152,6 +177,12 @@ interface RawEnv {
   OSS_CALLBACK_TICKET_SIGNATURE_VERSION: PostSignatureVersion
   OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'true' | 'false'
   OSS_CALLBACK_REDIS_URL?: string
+  OSS_CALLBACK_DATABASE_URL?: string
+  OSS_CALLBACK_ON_UPSTREAM_FAILURE: 'refuse' | 'accept'
+  OSS_CALLBACK_RETRY_SCHEDULE: string
+  OSS_CALLBACK_RETRY_FOR: string
+  OSS_CALLBACK_DELIVERY_CONCURRENCY: number
+  OSS_CALLBACK_RETENTION: string
 }
 
 /** Variables tickets cannot do without. */
@@ -230,11 +261,17 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_TICKET_MAX_SIZE_BYTES: 'a whole number of bytes from 1 to 5368709120',
   OSS_CALLBACK_TICKET_SIGNATURE_VERSION: 'v4 or v1',
   OSS_CALLBACK_ALLOW_WITHOUT_TICKET: 'true or false',
-  OSS_CALLBACK_REDIS_URL: 'a redis:// or rediss:// URL'
+  OSS_CALLBACK_REDIS_URL: 'a redis:// or rediss:// URL',
+  OSS_CALLBACK_DATABASE_URL: 'sqlite:<path>, postgres://… or none',
+  OSS_CALLBACK_ON_UPSTREAM_FAILURE: 'refuse or accept',
+  OSS_CALLBACK_RETRY_SCHEDULE: 'durations separated by commas, such as 5s,5m,30m',
+  OSS_CALLBACK_RETRY_FOR: 'a duration such as 3d',
+  OSS_CALLBACK_DELIVERY_CONCURRENCY: 'a whole number from 1 to 1000',
+  OSS_CALLBACK_RETENTION: 'a duration such as 7d'
 }
 
 // Never echoed in an error: a log line must not carry a credential.
-const SECRET_VARIABLES = new Set(['OSS_CALLBACK_FORWARD_SECRET', 'OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL'])
+const SECRET_VARIABLES = new Set(['OSS_CALLBACK_FORWARD_SECRET', 'OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL', 'OSS_CALLBACK_DATABASE_URL'])
 
 function badValue (name: string, value: string | undefined): Error {
   const got = SECRET_VARIABLES.has(name) ? `a value of ${value?.length ?? 0} characters` : JSON.stringify(value)
@@ -266,7 +303,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   // Integers must be written as integers: "8080abc" or "1e3" are refused, not coerced.
   for (const name of ['PORT', 'OSS_CALLBACK_KEY_FETCH_TIMEOUT_MS', 'OSS_CALLBACK_DEADLINE_MS', 'OSS_CALLBACK_BODY_LIMIT_BYTES',
     'OSS_CALLBACK_FORWARD_TIMEOUT_MS', 'OSS_CALLBACK_FORWARD_MAX_SOCKETS', 'OSS_CALLBACK_CAPTURE_MAX',
-    'OSS_CALLBACK_TICKET_EXPIRY_SECONDS', 'OSS_CALLBACK_TICKET_GRACE_SECONDS', 'OSS_CALLBACK_TICKET_MAX_SIZE_BYTES']) {
+    'OSS_CALLBACK_TICKET_EXPIRY_SECONDS', 'OSS_CALLBACK_TICKET_GRACE_SECONDS', 'OSS_CALLBACK_TICKET_MAX_SIZE_BYTES',
+    'OSS_CALLBACK_DELIVERY_CONCURRENCY']) {
     const text = data[name]
     if (text !== undefined && !/^\d+$/.test(text.trim())) throw badValue(name, text)
   }
@@ -300,7 +338,23 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     forwardSecret: raw.OSS_CALLBACK_FORWARD_SECRET,
     forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
     forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS,
-    tickets
+    tickets,
+    ...deliverySettings(raw)
+  }
+}
+
+/** The event log and delivery settings (only forward mode records events). */
+function deliverySettings (raw: RawEnv): Pick<ServerConfig, 'databaseUrl' | 'onUpstreamFailure' | 'retryScheduleMs' | 'retryForMs' | 'deliveryConcurrency' | 'retentionMs'> {
+  const given = raw.OSS_CALLBACK_DATABASE_URL
+  // Without forward mode it is unused (the container sets it by default), not refused.
+  const databaseUrl = raw.OSS_CALLBACK_FORWARD_URL === undefined || given === 'none' ? undefined : given ?? DEFAULT_DATABASE_URL
+  return {
+    databaseUrl,
+    onUpstreamFailure: raw.OSS_CALLBACK_ON_UPSTREAM_FAILURE,
+    retryScheduleMs: parseDurationList(raw.OSS_CALLBACK_RETRY_SCHEDULE, 'OSS_CALLBACK_RETRY_SCHEDULE'),
+    retryForMs: parseDuration(raw.OSS_CALLBACK_RETRY_FOR, 'OSS_CALLBACK_RETRY_FOR'),
+    deliveryConcurrency: raw.OSS_CALLBACK_DELIVERY_CONCURRENCY,
+    retentionMs: parseDuration(raw.OSS_CALLBACK_RETENTION, 'OSS_CALLBACK_RETENTION')
   }
 }
 

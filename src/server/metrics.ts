@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { listErrorCodes, type OssCallbackError } from '../errors.js'
 import type { KeyProvider } from '../keys/provider.js'
+import type { AttemptInfo } from '../delivery/worker.js'
+import type { CommitObserver, EventStore } from '../events/store.js'
 import { FORWARD_OUTCOMES, type ForwardOutcome } from './forward.js'
 
 /** Every metric the server exports besides Node's process metrics, for docs and tests. */
@@ -12,7 +14,12 @@ export const METRIC_NAMES = Object.freeze({
   forwards: 'oss_callback_forwards_total',
   forwardDuration: 'oss_callback_forward_duration_seconds',
   deadlineExceeded: 'oss_callback_deadline_exceeded_total',
-  verifierInfo: 'oss_callback_signature_verifier_info'
+  verifierInfo: 'oss_callback_signature_verifier_info',
+  eventsPending: 'oss_callback_events_pending',
+  oldestPendingAge: 'oss_callback_events_oldest_pending_age_seconds',
+  eventsDead: 'oss_callback_events_dead',
+  deliveryAttempts: 'oss_callback_delivery_attempts_total',
+  storeWriteDuration: 'oss_callback_store_write_duration_seconds'
 } as const)
 
 /** The `outcome` label of a callback answered 200. */
@@ -30,6 +37,8 @@ export interface ServerMetricsOptions {
   forward?: boolean
   /** Add Node's process metrics (CPU, memory, event loop, GC). Default: true. */
   processMetrics?: boolean
+  /** Export the event log's and the delivery worker's metrics (the durable gateway is on). Default: false. */
+  events?: boolean
 }
 
 /** The standalone server's metrics, in a registry of their own. */
@@ -48,6 +57,12 @@ export interface ServerMetrics {
   verificationObserved (seconds: number): void
   /** Every metric in the Prometheus text format: the server's, then the process's. */
   scrape (): Promise<string>
+  /** Records one group-commit transaction of the event store. */
+  storeCommitted: CommitObserver
+  /** Records one delivery attempt. */
+  deliveryAttempted (info: AttemptInfo): void
+  /** Reads pending and dead counts from `store` when scraped. */
+  watchEvents (store: EventStore): void
 }
 
 // Process metrics describe the process, not an app: one collector per process, in a
@@ -143,6 +158,52 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
     })
   }
 
+  let watched: EventStore | undefined
+  let storeWrite: Histogram | undefined
+  let attempts: Counter | undefined
+  if (options.events === true) {
+    // One stats query per scrape, shared by the three gauges.
+    let statsOfScrape: ReturnType<EventStore['stats']> | undefined
+    const statsNow = (): ReturnType<EventStore['stats']> | undefined => {
+      if (watched === undefined) return undefined
+      statsOfScrape ??= watched.stats().finally(() => { setImmediate(() => { statsOfScrape = undefined }) })
+      return statsOfScrape
+    }
+    new Gauge({
+      name: METRIC_NAMES.eventsPending,
+      help: 'Events recorded and not yet delivered, rejected or dead.',
+      registers: [registry],
+      async collect () { const s = await statsNow()?.catch(() => undefined); if (s !== undefined) this.set(s.counts.pending) }
+    })
+    new Gauge({
+      name: METRIC_NAMES.oldestPendingAge,
+      help: 'Age of the oldest pending event, in seconds; 0 when none is pending.',
+      registers: [registry],
+      async collect () {
+        const s = await statsNow()?.catch(() => undefined)
+        if (s !== undefined) this.set(s.oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - s.oldestPendingAt) / 1000))
+      }
+    })
+    new Gauge({
+      name: METRIC_NAMES.eventsDead,
+      help: 'Events whose retry window is spent, kept until redelivered or purged (oss-callback events redeliver).',
+      registers: [registry],
+      async collect () { const s = await statsNow()?.catch(() => undefined); if (s !== undefined) this.set(s.counts.dead) }
+    })
+    attempts = new Counter({
+      name: METRIC_NAMES.deliveryAttempts,
+      help: 'Delivery attempts to the app, by outcome (delivered, rejected, retry), reason, and whether made in the background.',
+      labelNames: ['outcome', 'reason', 'background'],
+      registers: [registry]
+    })
+    storeWrite = new Histogram({
+      name: METRIC_NAMES.storeWriteDuration,
+      help: 'Time of one group-commit transaction of the event store (every write of one event-loop turn, with its fsync), in seconds.',
+      buckets: DURATION_BUCKETS_S,
+      registers: [registry]
+    })
+  }
+
   // Bound once, so that counting a failure or timing a verification builds no label object per request.
   callbacks.inc({ outcome: OK_OUTCOME }, 0)
   const byCode = new Map<string, { inc: (value?: number) => void }>()
@@ -166,6 +227,11 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
       forwardDuration?.observe(seconds)
     },
     verificationObserved: (seconds) => { observeVerification(seconds) },
+    storeCommitted: ({ seconds }) => { storeWrite?.observe(seconds) },
+    deliveryAttempted: ({ result, background }) => {
+      attempts?.inc({ outcome: result.outcome, reason: result.reason, background: background ? 'true' : 'false' })
+    },
+    watchEvents: (store) => { watched = store },
     scrape: async () => {
       const own = await registry.metrics()
       return processRegistryIfAny === undefined ? own : own + await processRegistryIfAny.metrics()

@@ -38,6 +38,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
     OSS_CALLBACK_KEY_ORIGINS: keys.origin,
     OSS_CALLBACK_FORWARD_URL: upstreamUrl,
+    OSS_CALLBACK_DATABASE_URL: 'none',
     OSS_CALLBACK_FORWARD_SECRET: SECRET
   }))
   await app.listen({ host: '127.0.0.1', port: 0 })

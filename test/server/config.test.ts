@@ -14,7 +14,12 @@ describe('loadConfig', () => {
       bodyLimitBytes: 65536,
       logLevel: 'info',
       forwardTimeoutMs: 3500,
-      forwardMaxSockets: 64
+      forwardMaxSockets: 64,
+      onUpstreamFailure: 'refuse',
+      retryScheduleMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
+      retryForMs: 3 * 86_400_000,
+      deliveryConcurrency: 16,
+      retentionMs: 7 * 86_400_000
     })
   })
 
@@ -42,8 +47,47 @@ describe('loadConfig', () => {
       bodyLimitBytes: 1024,
       logLevel: 'warn',
       forwardTimeoutMs: 3500,
-      forwardMaxSockets: 64
+      forwardMaxSockets: 64,
+      onUpstreamFailure: 'refuse',
+      retryScheduleMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
+      retryForMs: 3 * 86_400_000,
+      deliveryConcurrency: 16,
+      retentionMs: 7 * 86_400_000
     })
+  })
+
+  it('reads the event log and delivery variables; forward mode records to sqlite:./data by default, none turns it off', () => {
+    const forward = { OSS_CALLBACK_FORWARD_URL: 'http://127.0.0.1:3000/hook', OSS_CALLBACK_FORWARD_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}` }
+    expect(loadConfig({}).databaseUrl).toBeUndefined()
+    expect(loadConfig(forward).databaseUrl).toBe('sqlite:./data/oss-callback.sqlite')
+    expect(loadConfig({ ...forward, OSS_CALLBACK_DATABASE_URL: 'none' }).databaseUrl).toBeUndefined()
+    expect(loadConfig({
+      ...forward,
+      OSS_CALLBACK_DATABASE_URL: 'postgres://u:p@db:5432/events',
+      OSS_CALLBACK_ON_UPSTREAM_FAILURE: 'accept',
+      OSS_CALLBACK_RETRY_SCHEDULE: '1s, 2m',
+      OSS_CALLBACK_RETRY_FOR: '12h',
+      OSS_CALLBACK_DELIVERY_CONCURRENCY: '4',
+      OSS_CALLBACK_RETENTION: '30d'
+    })).toMatchObject({
+      databaseUrl: 'postgres://u:p@db:5432/events', onUpstreamFailure: 'accept', retryScheduleMs: [1000, 120_000],
+      retryForMs: 43_200_000, deliveryConcurrency: 4, retentionMs: 30 * 86_400_000
+    })
+  })
+
+  it.each([
+    ['OSS_CALLBACK_DATABASE_URL', 'mysql://db/x', /^Invalid option: OSS_CALLBACK_DATABASE_URL must be sqlite:<path>, postgres:\/\/… or none, got a value of 12 characters$/],
+    ['OSS_CALLBACK_ON_UPSTREAM_FAILURE', 'drop', /^Invalid option: OSS_CALLBACK_ON_UPSTREAM_FAILURE must be refuse or accept, got "drop"$/],
+    ['OSS_CALLBACK_RETRY_SCHEDULE', '5s,,1m', /^Invalid option: OSS_CALLBACK_RETRY_SCHEDULE must be durations separated by commas/],
+    ['OSS_CALLBACK_RETRY_SCHEDULE', '5x', /^Invalid option: OSS_CALLBACK_RETRY_SCHEDULE must be a whole number followed by s, m, h or d/],
+    ['OSS_CALLBACK_RETRY_FOR', '0d', /^Invalid option: OSS_CALLBACK_RETRY_FOR must be greater than zero/],
+    ['OSS_CALLBACK_DELIVERY_CONCURRENCY', '0', /OSS_CALLBACK_DELIVERY_CONCURRENCY must be a whole number from 1 to 1000/],
+    ['OSS_CALLBACK_DELIVERY_CONCURRENCY', '4.5', /OSS_CALLBACK_DELIVERY_CONCURRENCY/],
+    ['OSS_CALLBACK_RETENTION', '7 days', /^Invalid option: OSS_CALLBACK_RETENTION must be a whole number followed by s, m, h or d/]
+  ])('refuses %s=%s in one line', (name, value, pattern) => {
+    const err = (() => { try { loadConfig({ [name]: value }); return undefined } catch (e) { return e as Error } })()
+    expect(err?.message).toMatch(pattern)
+    expect(err?.message).not.toContain('\n')
   })
 
   it.each([

@@ -46,6 +46,8 @@ async function startGateway (env: Record<string, string> = {}, deps: AppDependen
     OSS_CALLBACK_KEY_ORIGINS: keys.origin,
     OSS_CALLBACK_FORWARD_URL: upstream.url('/hooks/oss?tenant=a'),
     OSS_CALLBACK_FORWARD_SECRET: SECRET,
+    // Direct forwarding: the durable gateway has its own tests (gateway.test.ts).
+    OSS_CALLBACK_DATABASE_URL: 'none',
     ...env
   })
   const app = await buildApp(config, deps)

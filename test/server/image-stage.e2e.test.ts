@@ -100,6 +100,7 @@ describe('the final image stage, reproduced by hand', () => {
     app = join(work, 'app')
     const workdir = of(finalStage, 'WORKDIR')[0]?.args as string
     expect(workdir).toBe('/app')
+    const afterInstall: Array<[string, string]> = []
     for (const { from, sources, dest } of of(finalStage, 'COPY').map((i) => parseCopy(i.args))) {
       for (const source of sources) {
         let origin: string
@@ -110,10 +111,13 @@ describe('the final image stage, reproduced by hand', () => {
           // A path inside the build stage, mapped onto this reproduction of it.
           const inside = relative(buildWorkdir, source)
           expect(inside.startsWith('..')).toBe(false)
-          origin = join(buildOut, inside)
+          // The build stage's node_modules is the repository's: npm ci built the driver here as the stage does.
+          origin = inside.startsWith('node_modules/') ? join(ROOT, inside) : join(buildOut, inside)
         }
         const target = dest.endsWith('/') || sources.length > 1 ? join(app, dest, source.split('/').at(-1) as string) : join(app, dest)
-        cpSync(origin, target, { recursive: true })
+        // The Dockerfile copies modules in after its npm ci (which empties node_modules): so does this, below.
+        if (target.startsWith(join(app, 'node_modules'))) afterInstall.push([origin, target])
+        else cpSync(origin, target, { recursive: true })
       }
     }
 
@@ -130,6 +134,7 @@ describe('the final image stage, reproduced by hand', () => {
       env: { ...process.env, ...env, npm_config_update_notifier: 'false' },
       timeout: 180_000
     })
+    for (const [origin, target] of afterInstall) cpSync(origin, target, { recursive: true })
 
     const cmd = JSON.parse(of(finalStage, 'CMD')[0]?.args as string) as string[]
     server = spawn(process.execPath, cmd.slice(1), {
@@ -188,6 +193,20 @@ describe('the final image stage, reproduced by hand', () => {
     })
     expect(res.status).toBe(200)
     expect(await res.text()).toBe('{"Status":"OK","bucket":"yonghu-test","imageInfo":{}}')
+  })
+
+  it('declares the event log volume, owned by the app\'s user, and opens a store there with the driver it copied', async () => {
+    expect(of(finalStage, 'VOLUME').map((i) => i.args)).toEqual(['/data'])
+    expect(of(finalStage, 'RUN').some((i) => /mkdir -p \/data && chown node:node \/data/.test(i.args))).toBe(true)
+    expect(env.OSS_CALLBACK_DATABASE_URL).toBe('sqlite:/data/oss-callback.sqlite')
+    expect(existsSync(join(app, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'))).toBe(true)
+    // The volume, mapped into this reproduction: the image's code and driver create and reopen a store there.
+    const url = (env.OSS_CALLBACK_DATABASE_URL as string).replace('sqlite:/data/', `sqlite:${join(work, 'data')}/`)
+    const script = `const { openEventStore } = await import('./dist/events/open.js')
+      const s = await openEventStore(${JSON.stringify(url)}); await s.append({ id: 'evt_image', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' }); await s.close()
+      const r = await openEventStore(${JSON.stringify(url)}, { create: false }); console.log(JSON.stringify((await r.stats()).counts)); await r.close()`
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env })
+    expect(JSON.parse(stdout)).toMatchObject({ pending: 1 })
   })
 
   it('serves /metrics with the callback just counted, and stops cleanly on SIGTERM', async () => {

@@ -62,6 +62,7 @@ describe('oss-callback serve (a real process)', () => {
       const origin = await start({
         OSS_CALLBACK_PATH: '/index.php',
         OSS_CALLBACK_FORWARD_URL: upstream.url('/hook'),
+        OSS_CALLBACK_DATABASE_URL: 'none',
         OSS_CALLBACK_FORWARD_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}`
       })
       const answer = fetch(`${origin}${docCallback.path}${docCallback.query}`, { method: 'POST', headers: docCallback.headers, body: docCallback.body })

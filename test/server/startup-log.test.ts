@@ -20,6 +20,7 @@ const everything = {
   OSS_CALLBACK_KEY_ORIGINS: 'https://gosspublic.alicdn.com,http://gosspublic.alicdn.com,http://127.0.0.1:8090',
   OSS_CALLBACK_BUCKETS: 'mine,mine-too',
   OSS_CALLBACK_FORWARD_URL: `http://127.0.0.1:9/hooks/oss?token=${QUERY_TOKEN}`,
+  OSS_CALLBACK_DATABASE_URL: 'none',
   OSS_CALLBACK_FORWARD_SECRET: FORWARD_SECRET,
   OSS_CALLBACK_TICKET_TOKEN: TICKET_TOKEN,
   OSS_ACCESS_KEY_ID: 'access-key-id',
