@@ -6,7 +6,7 @@ import { ROOT } from './helpers/process.js'
 
 // The unit project (everything not named *.e2e.test.ts) runs without dist/ and without child processes: a file that
 // starts a process, a server binary or a browser, or reads the build, must be named *.e2e.test.ts.
-const E2E_ONLY = [/node:child_process/, /\brunCli\b/, /helpers\/redis-server\.js'/, /helpers\/nginx\.js'/, /playwright/, /\.\.\/dist\//, /from 'oss-callback(\/[a-z]+)?'/]
+const E2E_ONLY = [/node:child_process/, /\brunCli\b/, /helpers\/redis-server\.js'/, /helpers\/nginx\.js'/, /helpers\/postgres-server\.js'/, /playwright/, /\.\.\/dist\//, /from 'oss-callback(\/[a-z]+)?'/]
 
 function testFiles (dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [])
