@@ -40,7 +40,6 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Webhook } from 'standardwebhooks'
 import type { Dispatcher } from 'undici'
 import { invalidOption } from '../errors.js'
 import type { AttemptRecord, EventState, EventStore, RecordedAnswer, StoredEvent } from '../events/store.js'
@@ -48,6 +47,7 @@ import { GlobalBackoff } from './backoff.js'
 import { classifyAnswer, classifyFailure, type AttemptReason, type Classification } from './classify.js'
 import { checkRetryPolicy, DEFAULT_JITTER, DEFAULT_RETRY_FOR_MS, DEFAULT_RETRY_SCHEDULE_MS, nextAttemptAt, type RetryPolicy } from './schedule.js'
 import { createPool, createSender, SendFailure, type Sender } from './send.js'
+import { createSigner } from './sign.js'
 
 /** Time for the worker: `now` in ms since the epoch, and a sleep that ends early when `signal` aborts. */
 export interface WorkerClock {
@@ -164,7 +164,7 @@ function whole (name: string, value: number | undefined, fallback: number, min: 
 export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryWorker {
   const { store } = options
   const url = new URL(options.url)
-  const webhook = new Webhook(options.secret)
+  const sign = createSigner(options.secret)
   const concurrency = whole('deliveryConcurrency', options.concurrency, 16, 1, 1000)
   const claimBatch = whole('deliveryClaimBatch', options.claimBatch, concurrency * 4, 1, 10_000)
   const leaseMs = whole('deliveryLeaseMs', options.leaseMs, 30_000, 1000, 86_400_000)
@@ -193,12 +193,13 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     answerFor: AttemptNowOptions['answer'], background: boolean, answered?: () => void): Promise<AttemptResult> {
     const at = clock.now()
     const started = performance.now()
+    const seconds = Math.floor(at / 1000)
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'oss-callback-delivery',
       'webhook-id': event.id,
-      'webhook-timestamp': String(Math.floor(at / 1000)),
-      'webhook-signature': webhook.sign(event.id, new Date(at), event.envelope)
+      'webhook-timestamp': String(seconds),
+      'webhook-signature': sign(event.id, seconds, event.envelope)
     }
     let classification: Classification
     let status: number | null = null
