@@ -1,11 +1,10 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { Pool, type Dispatcher } from 'undici'
 import { MAX_APP_REPLY_BYTES } from './classify.js'
 
 /** One POST to the app. */
 export interface SendRequest {
   url: URL
-  headers: OutgoingHttpHeaders
+  headers: Record<string, string>
   body: string
   timeoutMs: number
   signal?: AbortSignal
@@ -28,67 +27,65 @@ export class SendFailure extends Error {
 /** POSTs one request; resolves with the answer or rejects with a {@link SendFailure}. Injectable for tests. */
 export type Sender = (request: SendRequest) => Promise<SendAnswer>
 
-/** A keep-alive agent for the app's origin. */
-export function createAgent (url: URL, maxSockets: number): HttpAgent {
-  return url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets }) : new HttpAgent({ keepAlive: true, maxSockets })
+/** A keep-alive connection pool to the app's origin, one request per connection at a time. */
+export function createPool (url: URL, connections: number): Pool {
+  return new Pool(url.origin, { connections, pipelining: 1 })
 }
 
+// Connection-level failures before any answer: a pooled keep-alive connection that the app
+// closed just as the request went out ends like this, with the request unseen by the app.
+const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
 /**
- * The default sender: node:http(s) through `agent`. A pooled keep-alive connection that the app
- * closed before the request reached it is retried once on a fresh one (the same `webhook-id`).
+ * The default sender: undici through `dispatcher`. A connection lost before any answer is retried
+ * once on another connection, within the same time (the same `webhook-id`, so the app can
+ * deduplicate should it have seen the first).
  */
-export function createHttpSender (agent: HttpAgent): Sender {
-  return async (request) => {
+export function createSender (dispatcher: Dispatcher): Sender {
+  return async ({ url, headers, body, timeoutMs, signal }) => {
+    if (signal?.aborted === true) throw new SendFailure('aborted')
+    const controller = new AbortController()
+    let stop: 'timeout' | 'aborted' | undefined
+    const timer = setTimeout(() => { stop = 'timeout'; controller.abort() }, timeoutMs)
+    const onAbort = (): void => { stop ??= 'aborted'; controller.abort() }
+    signal?.addEventListener('abort', onAbort)
+    const options: Dispatcher.RequestOptions = {
+      origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body, signal: controller.signal,
+      headersTimeout: timeoutMs, bodyTimeout: timeoutMs
+    }
     try {
-      return await exchange(agent, request)
-    } catch (err) {
-      if (!(err instanceof StaleSocket)) throw err
-      return await exchange(agent, request)
+      for (let tries = 1; ; tries++) {
+        let answered = false
+        try {
+          const res = await dispatcher.request(options)
+          answered = true
+          return await readCapped(res)
+        } catch (err) {
+          if (stop !== undefined) throw new SendFailure(stop)
+          const code = (err as NodeJS.ErrnoException).code ?? 'error'
+          if (!answered && tries === 1 && CONNECTION_LOST.has(code)) continue
+          // undici's name for a connection the app closed: recorded as the reset it is.
+          throw new SendFailure('unreachable', answered ? 'reply interrupted' : code === 'UND_ERR_SOCKET' ? 'ECONNRESET' : code)
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 }
 
-class StaleSocket extends SendFailure {}
-
-function exchange (agent: HttpAgent, { url, headers, body, timeoutMs, signal }: SendRequest): Promise<SendAnswer> {
-  if (signal?.aborted === true) return Promise.reject(new SendFailure('aborted'))
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-  return new Promise<SendAnswer>((resolve, reject) => {
-    let settled = false
-    let answered = false
-    const req = send(url, { method: 'POST', agent, headers })
-    const finish = (fail: SendFailure | undefined, answer?: SendAnswer): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      if (fail === undefined) { resolve(answer as SendAnswer); return }
-      req.destroy()
-      reject(fail)
+async function readCapped ({ statusCode, body }: Dispatcher.ResponseData): Promise<SendAnswer> {
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length
+    if (total > MAX_APP_REPLY_BYTES) {
+      // Destroying an unread reply closes its connection, which a pool cannot reuse anyway.
+      body.destroy()
+      return { status: statusCode, body: Buffer.alloc(0), overLimit: true }
     }
-    const timer = setTimeout(() => finish(new SendFailure('timeout')), timeoutMs)
-    const onAbort = (): void => finish(new SendFailure('aborted'))
-    signal?.addEventListener('abort', onAbort)
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? 'error'
-      finish(!answered && req.reusedSocket && code === 'ECONNRESET' ? new StaleSocket('unreachable', code) : new SendFailure('unreachable', code))
-    })
-    req.on('response', (res: IncomingMessage) => {
-      answered = true
-      const status = res.statusCode ?? 0
-      const chunks: Buffer[] = []
-      let total = 0
-      res.on('data', (chunk: Buffer) => {
-        total += chunk.length
-        if (total > MAX_APP_REPLY_BYTES) {
-          finish(undefined, { status, body: Buffer.alloc(0), overLimit: true })
-          req.destroy()
-        } else chunks.push(chunk)
-      })
-      res.on('end', () => finish(undefined, { status, body: Buffer.concat(chunks, total), overLimit: false }))
-      res.on('error', () => finish(new SendFailure('unreachable', 'reply interrupted')))
-      res.on('aborted', () => finish(new SendFailure('unreachable', 'reply interrupted')))
-    })
-    req.end(body)
-  })
+    chunks.push(chunk)
+  }
+  return { status: statusCode, body: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, total), overLimit: false }
 }

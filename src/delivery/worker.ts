@@ -38,16 +38,16 @@
  * and run at most `concurrency` at once. Time comes from the injected clock (tests use a fake one).
  */
 import { randomUUID } from 'node:crypto'
-import type { Agent } from 'node:http'
 import { hostname } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Webhook } from 'standardwebhooks'
+import type { Dispatcher } from 'undici'
 import { invalidOption } from '../errors.js'
 import type { AttemptRecord, EventState, EventStore, RecordedAnswer, StoredEvent } from '../events/store.js'
 import { GlobalBackoff } from './backoff.js'
 import { classifyAnswer, classifyFailure, type AttemptReason, type Classification } from './classify.js'
 import { checkRetryPolicy, DEFAULT_JITTER, DEFAULT_RETRY_FOR_MS, DEFAULT_RETRY_SCHEDULE_MS, nextAttemptAt, type RetryPolicy } from './schedule.js'
-import { createAgent, createHttpSender, SendFailure, type Sender } from './send.js'
+import { createPool, createSender, SendFailure, type Sender } from './send.js'
+import { createSigner } from './sign.js'
 
 /** Time for the worker: `now` in ms since the epoch, and a sleep that ends early when `signal` aborts. */
 export interface WorkerClock {
@@ -96,9 +96,9 @@ export interface DeliveryWorkerOptions {
   clock?: WorkerClock
   /** Uniform in [0, 1), for jitter. Default: `Math.random`. */
   random?: () => number
-  /** The HTTP agent for the app. Default: a keep-alive agent of its own (closed by `close`). */
-  agent?: Agent
-  /** Replaces the HTTP POST entirely. Default: node:http through `agent`. */
+  /** The undici dispatcher for the app. Default: a keep-alive pool of its own (closed by `close`). */
+  dispatcher?: Dispatcher
+  /** Replaces the HTTP POST entirely. Default: undici through `dispatcher`. */
   send?: Sender
   /** Called after each attempt is recorded. Must not throw. */
   onAttempt?: (info: AttemptInfo) => void
@@ -150,7 +150,7 @@ export interface DeliveryWorker {
   readonly backoff: { readonly open: boolean, readonly consecutiveFailures: number }
   /** Background attempts running now. */
   readonly inFlight: number
-  /** Stops claiming and waits for running attempts; closes its own agent. */
+  /** Stops claiming and waits for running attempts; closes its own pool. */
   close: () => Promise<void>
 }
 
@@ -164,7 +164,7 @@ function whole (name: string, value: number | undefined, fallback: number, min: 
 export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryWorker {
   const { store } = options
   const url = new URL(options.url)
-  const webhook = new Webhook(options.secret)
+  const sign = createSigner(options.secret)
   const concurrency = whole('deliveryConcurrency', options.concurrency, 16, 1, 1000)
   const claimBatch = whole('deliveryClaimBatch', options.claimBatch, concurrency * 4, 1, 10_000)
   const leaseMs = whole('deliveryLeaseMs', options.leaseMs, 30_000, 1000, 86_400_000)
@@ -183,8 +183,9 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     whole('deliveryBackoffInitialMs', options.backoffInitialMs, 1000, 1, 86_400_000),
     whole('deliveryBackoffMaxMs', options.backoffMaxMs, 300_000, 1, 86_400_000),
     clock.now)
-  const ownAgent = options.send === undefined && options.agent === undefined ? createAgent(url, concurrency + 64) : undefined
-  const send = options.send ?? createHttpSender(options.agent ?? ownAgent as Agent)
+  // Room beyond `concurrency` so that attemptNow's callbacks never queue behind background attempts.
+  const ownPool = options.send === undefined && options.dispatcher === undefined ? createPool(url, concurrency + 64) : undefined
+  const send = options.send ?? createSender(options.dispatcher ?? ownPool as Dispatcher)
   const owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
   const report = (err: unknown): void => { options.onError?.(err) }
 
@@ -192,13 +193,13 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     answerFor: AttemptNowOptions['answer'], background: boolean, answered?: () => void): Promise<AttemptResult> {
     const at = clock.now()
     const started = performance.now()
+    const seconds = Math.floor(at / 1000)
     const headers = {
       'content-type': 'application/json',
-      'content-length': Buffer.byteLength(event.envelope),
       'user-agent': 'oss-callback-delivery',
       'webhook-id': event.id,
-      'webhook-timestamp': String(Math.floor(at / 1000)),
-      'webhook-signature': webhook.sign(event.id, new Date(at), event.envelope)
+      'webhook-timestamp': String(seconds),
+      'webhook-signature': sign(event.id, seconds, event.envelope)
     }
     let classification: Classification
     let status: number | null = null
@@ -309,7 +310,7 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
       wake()
       await loop
       await Promise.all([...recording])
-      ownAgent?.destroy()
+      await ownPool?.destroy()
     }
   }
 }
