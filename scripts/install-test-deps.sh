@@ -8,13 +8,16 @@ set -euo pipefail
 PACKAGES=(redis-server chromium nginx postgresql)
 
 missing=()
+# The toolchain npm ci needs to build better-sqlite3 (the embedded event store) from source; Node's Debian
+# images have it, so it is checked by command rather than listed with the packages above.
+for tool in g++ make python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 for pkg in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]; then
     missing+=("$pkg")
   fi
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-test-deps: ${PACKAGES[*]} already installed"
+  echo "install-test-deps: ${PACKAGES[*]} and the build toolchain already installed"
   exit 0
 fi
 echo "install-test-deps: installing ${missing[*]}"
