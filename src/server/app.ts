@@ -196,7 +196,8 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     keys,
     verifierName: verifier.verifierName,
     forward: config.forwardUrl !== undefined && deps.handler === undefined && !durable,
-    events: durable
+    events: durable,
+    reconcile: durable && config.reconcile !== undefined
   })
   const forwarder = config.forwardUrl === undefined || deps.handler !== undefined || durable
     ? undefined
@@ -247,6 +248,34 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
       throw err
     }
     const { store, worker } = events
+    let stopReconcile: (() => Promise<void>) | undefined
+    const reconcile = config.reconcile
+    if (reconcile !== undefined) {
+      const { startReconcileSchedule } = await import('../reconcile/schedule.js')
+      try {
+        stopReconcile = startReconcileSchedule({
+          store,
+          everyMs: reconcile.everyMs,
+          windowMs: reconcile.windowMs,
+          settleMs: reconcile.settleMs,
+          ...(config.retentionMs === undefined ? {} : { retentionMs: config.retentionMs }),
+          prefixes: reconcile.prefixes,
+          bucket: reconcile.bucket,
+          ...(reconcile.endpoint === undefined ? {} : { endpoint: reconcile.endpoint }),
+          ...(reconcile.region === undefined ? {} : { region: reconcile.region }),
+          credentials: reconcile.credentials,
+          logger: app.log,
+          onSweep: metrics.reconcileSwept,
+          onError: metrics.reconcileFailed
+        })
+      } catch (err) {
+        await app.close()
+        await worker.close()
+        await store.close()
+        throw err
+      }
+      app.log.info({ bucket: reconcile.bucket, prefixes: reconcile.prefixes, everyMs: reconcile.everyMs }, 'reconciliation schedule on')
+    }
     const retention = new AbortController()
     const sweep = (): void => {
       deleteExpiredEvents(store, { retentionMs: config.retentionMs ?? 7 * 86_400_000, now: deps.storeNow, signal: retention.signal })
@@ -259,6 +288,8 @@ export async function buildApp (config: ServerConfig, deps: AppDependencies = {}
     app.addHook('onClose', async () => {
       clearInterval(retentionTimer)
       retention.abort()
+      // Its sweeps write to the store: stopped before the store closes.
+      await stopReconcile?.()
       await worker.close()
       await store.close()
     })

@@ -5,6 +5,7 @@ import { compileKeyUrlPolicy, DEFAULT_KEY_ORIGINS } from '../protocol/key-url.js
 import { checkForwardSecret, checkForwardUrl } from './forward.js'
 import { BUCKET_NAME, type PostSignatureVersion } from '../protocol/post-policy.js'
 import { createUploadTickets } from '../tickets/issuer.js'
+import type { OssCredentials } from '../reconcile/oss.js'
 
 /** Upload tickets, on when `OSS_CALLBACK_TICKET_TOKEN` is set. */
 export interface TicketConfig {
@@ -40,6 +41,26 @@ export interface TicketConfig {
   allowCallbacksWithoutTicket: boolean
   /** `OSS_CALLBACK_REDIS_URL`: share tickets between instances. Default: in memory. */
   redisUrl: string | undefined
+}
+
+/** The reconciliation schedule, on when `OSS_CALLBACK_RECONCILE_EVERY` is set. */
+export interface ReconcileConfig {
+  /** `OSS_CALLBACK_RECONCILE_EVERY`: from the end of one sweep to the start of the next, ms. */
+  everyMs: number
+  /** `OSS_CALLBACK_RECONCILE_WINDOW`: each sweep looks this far back, ms (at most the retention). Default 24 h. */
+  windowMs: number
+  /** `OSS_CALLBACK_RECONCILE_SETTLE`: objects younger than this are left alone, ms. Default 2 min. */
+  settleMs: number
+  /** `OSS_CALLBACK_RECONCILE_PREFIXES`, split on commas. */
+  prefixes: string[]
+  /** `OSS_BUCKET`. */
+  bucket: string
+  /** `OSS_ENDPOINT`. */
+  endpoint?: string
+  /** `OSS_REGION`, used when no endpoint is given. */
+  region?: string
+  /** `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and optional `OSS_SESSION_TOKEN`. */
+  credentials: OssCredentials
 }
 
 /** The standalone server's settings, read from the environment. */
@@ -93,6 +114,8 @@ export interface ServerConfig {
   deliveryConcurrency?: number
   /** `OSS_CALLBACK_RETENTION`: how long delivered and rejected events are kept, ms. Default 7d. */
   retentionMs?: number
+  /** The reconciliation schedule; `undefined` (off) unless `OSS_CALLBACK_RECONCILE_EVERY` is set. */
+  reconcile?: ReconcileConfig | undefined
 }
 
 /** Where forward mode records events unless told otherwise (relative to the working directory). */
@@ -140,7 +163,12 @@ const schema = {
     OSS_CALLBACK_RETRY_SCHEDULE: { type: 'string', default: '5s,5m,30m,2h,5h,10h' },
     OSS_CALLBACK_RETRY_FOR: { type: 'string', default: '3d' },
     OSS_CALLBACK_DELIVERY_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1000, default: 16 },
-    OSS_CALLBACK_RETENTION: { type: 'string', default: '7d' }
+    OSS_CALLBACK_RETENTION: { type: 'string', default: '7d' },
+    OSS_SESSION_TOKEN: { type: 'string' },
+    OSS_CALLBACK_RECONCILE_EVERY: { type: 'string' },
+    OSS_CALLBACK_RECONCILE_PREFIXES: { type: 'string' },
+    OSS_CALLBACK_RECONCILE_WINDOW: { type: 'string', default: '24h' },
+    OSS_CALLBACK_RECONCILE_SETTLE: { type: 'string', default: '2m' }
   }
 } as const
 
@@ -183,15 +211,25 @@ interface RawEnv {
   OSS_CALLBACK_RETRY_FOR: string
   OSS_CALLBACK_DELIVERY_CONCURRENCY: number
   OSS_CALLBACK_RETENTION: string
+  OSS_SESSION_TOKEN?: string
+  OSS_CALLBACK_RECONCILE_EVERY?: string
+  OSS_CALLBACK_RECONCILE_PREFIXES?: string
+  OSS_CALLBACK_RECONCILE_WINDOW: string
+  OSS_CALLBACK_RECONCILE_SETTLE: string
 }
 
 /** Variables tickets cannot do without. */
 const TICKET_REQUIRED = ['OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET', 'OSS_BUCKET', 'OSS_ENDPOINT', 'OSS_CALLBACK_PUBLIC_URL'] as const
 
+/** Which of `names` are unset. */
+function missingOf (raw: RawEnv, names: ReadonlyArray<keyof RawEnv>): string[] {
+  return names.filter((name) => raw[name] === undefined)
+}
+
 function ticketConfig (raw: RawEnv): TicketConfig | undefined {
   // Tickets are on exactly when the endpoint is, and the endpoint needs a token.
   if (raw.OSS_CALLBACK_TICKET_TOKEN === undefined) return undefined
-  const missing: string[] = TICKET_REQUIRED.filter((name) => raw[name] === undefined)
+  const missing = missingOf(raw, TICKET_REQUIRED)
   if (raw.OSS_CALLBACK_TICKET_SIGNATURE_VERSION === 'v4' && raw.OSS_REGION === undefined) missing.push('OSS_REGION')
   if (missing.length > 0) throw invalidOption(`OSS_CALLBACK_TICKET_TOKEN is set, so tickets are on and need ${missing.join(', ')}`)
   const types = raw.OSS_CALLBACK_TICKET_CONTENT_TYPES?.split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -267,11 +305,16 @@ const RULES: Record<string, string> = {
   OSS_CALLBACK_RETRY_SCHEDULE: 'durations separated by commas, such as 5s,5m,30m',
   OSS_CALLBACK_RETRY_FOR: 'a duration such as 3d',
   OSS_CALLBACK_DELIVERY_CONCURRENCY: 'a whole number from 1 to 1000',
-  OSS_CALLBACK_RETENTION: 'a duration such as 7d'
+  OSS_CALLBACK_RETENTION: 'a duration such as 7d',
+  OSS_SESSION_TOKEN: 'an STS security token',
+  OSS_CALLBACK_RECONCILE_EVERY: 'a duration such as 10m',
+  OSS_CALLBACK_RECONCILE_PREFIXES: 'a comma-separated list of key prefixes',
+  OSS_CALLBACK_RECONCILE_WINDOW: 'a duration such as 24h',
+  OSS_CALLBACK_RECONCILE_SETTLE: 'a duration such as 2m'
 }
 
 // Never echoed in an error: a log line must not carry a credential.
-const SECRET_VARIABLES = new Set(['OSS_CALLBACK_FORWARD_SECRET', 'OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL', 'OSS_CALLBACK_DATABASE_URL'])
+const SECRET_VARIABLES = new Set(['OSS_CALLBACK_FORWARD_SECRET', 'OSS_CALLBACK_TICKET_TOKEN', 'OSS_ACCESS_KEY_SECRET', 'OSS_CALLBACK_REDIS_URL', 'OSS_CALLBACK_DATABASE_URL', 'OSS_SESSION_TOKEN'])
 
 function badValue (name: string, value: string | undefined): Error {
   const got = SECRET_VARIABLES.has(name) ? `a value of ${value?.length ?? 0} characters` : JSON.stringify(value)
@@ -322,6 +365,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   if (buckets !== undefined && tickets !== undefined && !buckets.includes(tickets.bucket)) {
     throw invalidOption(`OSS_CALLBACK_BUCKETS does not name OSS_BUCKET (${tickets.bucket}), where tickets upload to`)
   }
+  const delivery = deliverySettings(raw)
+  const reconcile = reconcileConfig(raw, delivery)
   return {
     host: raw.HOST,
     port: raw.PORT,
@@ -339,7 +384,48 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     forwardTimeoutMs: raw.OSS_CALLBACK_FORWARD_TIMEOUT_MS,
     forwardMaxSockets: raw.OSS_CALLBACK_FORWARD_MAX_SOCKETS,
     tickets,
-    ...deliverySettings(raw)
+    ...delivery,
+    ...(reconcile === undefined ? {} : { reconcile })
+  }
+}
+
+/** Variables reconciliation cannot do without (besides `OSS_ENDPOINT` or `OSS_REGION`): those tickets read. */
+const RECONCILE_REQUIRED = ['OSS_CALLBACK_RECONCILE_PREFIXES', 'OSS_BUCKET', 'OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET'] as const
+
+function reconcileConfig (raw: RawEnv, delivery: ReturnType<typeof deliverySettings>): ReconcileConfig | undefined {
+  if (raw.OSS_CALLBACK_RECONCILE_EVERY === undefined) return undefined
+  const everyMs = parseDuration(raw.OSS_CALLBACK_RECONCILE_EVERY, 'OSS_CALLBACK_RECONCILE_EVERY')
+  const windowMs = parseDuration(raw.OSS_CALLBACK_RECONCILE_WINDOW, 'OSS_CALLBACK_RECONCILE_WINDOW')
+  const settleMs = parseDuration(raw.OSS_CALLBACK_RECONCILE_SETTLE, 'OSS_CALLBACK_RECONCILE_SETTLE')
+  // Unconfirmed objects are recorded in the log and delivered from it: without one there is nowhere to put them.
+  if (delivery.databaseUrl === undefined) {
+    throw invalidOption('OSS_CALLBACK_RECONCILE_EVERY is set, so reconciliation is on and needs the durable event log: OSS_CALLBACK_FORWARD_URL set and OSS_CALLBACK_DATABASE_URL not none')
+  }
+  const missing = missingOf(raw, RECONCILE_REQUIRED)
+  if (raw.OSS_ENDPOINT === undefined && raw.OSS_REGION === undefined) missing.push('OSS_ENDPOINT or OSS_REGION')
+  if (missing.length > 0) throw invalidOption(`OSS_CALLBACK_RECONCILE_EVERY is set, so reconciliation is on and needs ${missing.join(', ')}`)
+  const prefixes = (raw.OSS_CALLBACK_RECONCILE_PREFIXES as string).split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (prefixes.length === 0) throw badValue('OSS_CALLBACK_RECONCILE_PREFIXES', raw.OSS_CALLBACK_RECONCILE_PREFIXES)
+  if (settleMs >= windowMs) {
+    throw invalidOption(`OSS_CALLBACK_RECONCILE_SETTLE (${raw.OSS_CALLBACK_RECONCILE_SETTLE}) must be shorter than OSS_CALLBACK_RECONCILE_WINDOW (${raw.OSS_CALLBACK_RECONCILE_WINDOW})`)
+  }
+  // The log has forgotten callbacks older than its retention: their objects would all look unconfirmed.
+  if (delivery.retentionMs !== undefined && windowMs > delivery.retentionMs) {
+    throw invalidOption(`OSS_CALLBACK_RECONCILE_WINDOW (${raw.OSS_CALLBACK_RECONCILE_WINDOW}) must not be longer than OSS_CALLBACK_RETENTION (${raw.OSS_CALLBACK_RETENTION})`)
+  }
+  return {
+    everyMs,
+    windowMs,
+    settleMs,
+    prefixes,
+    bucket: raw.OSS_BUCKET as string,
+    ...(raw.OSS_ENDPOINT === undefined ? {} : { endpoint: raw.OSS_ENDPOINT }),
+    ...(raw.OSS_REGION === undefined ? {} : { region: raw.OSS_REGION }),
+    credentials: {
+      accessKeyId: raw.OSS_ACCESS_KEY_ID as string,
+      accessKeySecret: raw.OSS_ACCESS_KEY_SECRET as string,
+      ...(raw.OSS_SESSION_TOKEN === undefined ? {} : { sessionToken: raw.OSS_SESSION_TOKEN })
+    }
   }
 }
 

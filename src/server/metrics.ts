@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { listErrorCodes, type OssCallbackError } from '../errors.js'
 import type { KeyProvider } from '../keys/provider.js'
 import type { AttemptInfo } from '../delivery/worker.js'
+import type { SweepInfo } from '../reconcile/schedule.js'
 import type { CommitObserver, EventStore } from '../events/store.js'
 import { FORWARD_OUTCOMES, type ForwardOutcome } from './forward.js'
 
@@ -19,7 +20,12 @@ export const METRIC_NAMES = Object.freeze({
   oldestPendingAge: 'oss_callback_events_oldest_pending_age_seconds',
   eventsDead: 'oss_callback_events_dead',
   deliveryAttempts: 'oss_callback_delivery_attempts_total',
-  storeWriteDuration: 'oss_callback_store_write_duration_seconds'
+  storeWriteDuration: 'oss_callback_store_write_duration_seconds',
+  reconcileListed: 'oss_callback_reconcile_objects_listed_total',
+  reconcileUnconfirmed: 'oss_callback_reconcile_unconfirmed_total',
+  reconcileDuration: 'oss_callback_reconcile_sweep_duration_seconds',
+  reconcileLastSuccess: 'oss_callback_reconcile_last_success_timestamp_seconds',
+  reconcileFailures: 'oss_callback_reconcile_failures_total'
 } as const)
 
 /** The `outcome` label of a callback answered 200. */
@@ -39,6 +45,8 @@ export interface ServerMetricsOptions {
   processMetrics?: boolean
   /** Export the event log's and the delivery worker's metrics (the durable gateway is on). Default: false. */
   events?: boolean
+  /** Export the reconciliation schedule's metrics (it is on). Default: false. */
+  reconcile?: boolean
 }
 
 /** The standalone server's metrics, in a registry of their own. */
@@ -63,6 +71,10 @@ export interface ServerMetrics {
   deliveryAttempted (info: AttemptInfo): void
   /** Reads pending and dead counts from `store` when scraped. */
   watchEvents (store: EventStore): void
+  /** Records one completed reconciliation sweep. */
+  reconcileSwept (info: SweepInfo): void
+  /** Counts one failed reconciliation sweep. */
+  reconcileFailed (): void
 }
 
 // Process metrics describe the process, not an app: one collector per process, in a
@@ -204,6 +216,39 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
     })
   }
 
+  let reconcile: { listed: Counter, unconfirmed: Counter, duration: Histogram, lastSuccess: Gauge, failures: Counter } | undefined
+  if (options.reconcile === true) {
+    reconcile = {
+      listed: new Counter({
+        name: METRIC_NAMES.reconcileListed,
+        help: 'Objects listed under the prefixes by reconciliation sweeps.',
+        registers: [registry]
+      }),
+      unconfirmed: new Counter({
+        name: METRIC_NAMES.reconcileUnconfirmed,
+        help: 'Objects with no recorded callback found by reconciliation sweeps, each recorded as an oss.object.unconfirmed event.',
+        registers: [registry]
+      }),
+      duration: new Histogram({
+        name: METRIC_NAMES.reconcileDuration,
+        help: 'Time of one completed reconciliation sweep, in seconds.',
+        buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+        registers: [registry]
+      }),
+      lastSuccess: new Gauge({
+        name: METRIC_NAMES.reconcileLastSuccess,
+        help: 'When the last reconciliation sweep completed, in seconds since the epoch; 0 before the first.',
+        registers: [registry]
+      }),
+      failures: new Counter({
+        name: METRIC_NAMES.reconcileFailures,
+        help: 'Reconciliation sweeps that failed (tried again at the next turn).',
+        registers: [registry]
+      })
+    }
+    reconcile.lastSuccess.set(0)
+  }
+
   // Bound once, so that counting a failure or timing a verification builds no label object per request.
   callbacks.inc({ outcome: OK_OUTCOME }, 0)
   const byCode = new Map<string, { inc: (value?: number) => void }>()
@@ -232,6 +277,14 @@ export function createServerMetrics (options: ServerMetricsOptions): ServerMetri
       attempts?.inc({ outcome: result.outcome, reason: result.reason, background: background ? 'true' : 'false' })
     },
     watchEvents: (store) => { watched = store },
+    reconcileSwept: (info) => {
+      if (reconcile === undefined) return
+      reconcile.listed.inc(info.listed)
+      reconcile.unconfirmed.inc(info.new)
+      reconcile.duration.observe(info.seconds)
+      reconcile.lastSuccess.set(info.finishedAt / 1000)
+    },
+    reconcileFailed: () => { reconcile?.failures.inc() },
     scrape: async () => {
       const own = await registry.metrics()
       return processRegistryIfAny === undefined ? own : own + await processRegistryIfAny.metrics()

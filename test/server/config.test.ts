@@ -109,3 +109,93 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(expect.objectContaining({ code: 'OSS_CB_ERR_INVALID_OPTION', message: expect.stringMatching(pattern) as unknown }))
   })
 })
+
+describe('loadConfig: the reconciliation schedule', () => {
+  const on = {
+    OSS_CALLBACK_FORWARD_URL: 'http://127.0.0.1:3000/hook',
+    OSS_CALLBACK_FORWARD_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+    OSS_CALLBACK_DATABASE_URL: 'sqlite:/tmp/never-opened.sqlite',
+    OSS_CALLBACK_RECONCILE_EVERY: '10m',
+    OSS_CALLBACK_RECONCILE_PREFIXES: 'users/, avatars/',
+    OSS_BUCKET: 'photos',
+    OSS_REGION: 'oss-cn-hangzhou',
+    OSS_ACCESS_KEY_ID: 'id',
+    OSS_ACCESS_KEY_SECRET: 'the-access-key-secret'
+  }
+  const errorOf = (env: Record<string, string>): Error | undefined => { try { loadConfig(env); return undefined } catch (e) { return e as Error } }
+
+  it('is off unless OSS_CALLBACK_RECONCILE_EVERY is set', () => {
+    expect(loadConfig({}).reconcile).toBeUndefined()
+    expect(loadConfig({ ...on, OSS_CALLBACK_RECONCILE_EVERY: '' }).reconcile).toBeUndefined()
+  })
+
+  it('reads every variable, with a 24h window and a 2m settle time by default', () => {
+    expect(loadConfig(on).reconcile).toEqual({
+      everyMs: 600_000,
+      windowMs: 86_400_000,
+      settleMs: 120_000,
+      prefixes: ['users/', 'avatars/'],
+      bucket: 'photos',
+      region: 'oss-cn-hangzhou',
+      credentials: { accessKeyId: 'id', accessKeySecret: 'the-access-key-secret' }
+    })
+    expect(loadConfig({
+      ...on,
+      OSS_CALLBACK_RECONCILE_WINDOW: '3d',
+      OSS_CALLBACK_RECONCILE_SETTLE: '30s',
+      OSS_ENDPOINT: 'http://127.0.0.1:8090',
+      OSS_SESSION_TOKEN: 'sts-token'
+    }).reconcile).toMatchObject({
+      windowMs: 3 * 86_400_000,
+      settleMs: 30_000,
+      endpoint: 'http://127.0.0.1:8090',
+      region: 'oss-cn-hangzhou',
+      credentials: { accessKeyId: 'id', accessKeySecret: 'the-access-key-secret', sessionToken: 'sts-token' }
+    })
+  })
+
+  it.each([
+    ['OSS_CALLBACK_RECONCILE_EVERY', '10 minutes', /^Invalid option: OSS_CALLBACK_RECONCILE_EVERY must be a whole number followed by s, m, h or d/],
+    ['OSS_CALLBACK_RECONCILE_EVERY', '0m', /^Invalid option: OSS_CALLBACK_RECONCILE_EVERY must be greater than zero/],
+    ['OSS_CALLBACK_RECONCILE_WINDOW', '1w', /^Invalid option: OSS_CALLBACK_RECONCILE_WINDOW must be a whole number followed by s, m, h or d/],
+    ['OSS_CALLBACK_RECONCILE_SETTLE', '0s', /^Invalid option: OSS_CALLBACK_RECONCILE_SETTLE must be greater than zero/],
+    ['OSS_CALLBACK_RECONCILE_PREFIXES', ' , ', /^Invalid option: OSS_CALLBACK_RECONCILE_PREFIXES must be a comma-separated list of key prefixes, got " , "$/],
+    ['OSS_CALLBACK_RECONCILE_WINDOW', '8d', /^Invalid option: OSS_CALLBACK_RECONCILE_WINDOW \(8d\) must not be longer than OSS_CALLBACK_RETENTION \(7d\)$/],
+    ['OSS_CALLBACK_RECONCILE_SETTLE', '24h', /^Invalid option: OSS_CALLBACK_RECONCILE_SETTLE \(24h\) must be shorter than OSS_CALLBACK_RECONCILE_WINDOW \(24h\)$/]
+  ])('refuses %s=%s in one line', (name, value, pattern) => {
+    const err = errorOf({ ...on, [name]: value })
+    expect(err).toMatchObject({ code: 'OSS_CB_ERR_INVALID_OPTION' })
+    expect(err?.message).toMatch(pattern)
+    expect(err?.message).not.toContain('\n')
+  })
+
+  it('allows a window as long as the retention, and a longer one when the retention grows', () => {
+    expect(loadConfig({ ...on, OSS_CALLBACK_RECONCILE_WINDOW: '7d' }).reconcile?.windowMs).toBe(7 * 86_400_000)
+    expect(loadConfig({ ...on, OSS_CALLBACK_RECONCILE_WINDOW: '8d', OSS_CALLBACK_RETENTION: '8d' }).reconcile?.windowMs).toBe(8 * 86_400_000)
+  })
+
+  it.each([
+    ['OSS_CALLBACK_RECONCILE_PREFIXES', /needs OSS_CALLBACK_RECONCILE_PREFIXES$/],
+    ['OSS_BUCKET', /needs OSS_BUCKET$/],
+    ['OSS_ACCESS_KEY_ID', /needs OSS_ACCESS_KEY_ID$/],
+    ['OSS_ACCESS_KEY_SECRET', /needs OSS_ACCESS_KEY_SECRET$/],
+    ['OSS_REGION', /needs OSS_ENDPOINT or OSS_REGION$/]
+  ])('refuses to start without %s, in one line', (name, pattern) => {
+    const err = errorOf({ ...on, [name]: '' })
+    expect(err?.message).toMatch(/^Invalid option: OSS_CALLBACK_RECONCILE_EVERY is set, so reconciliation is on and needs /)
+    expect(err?.message).toMatch(pattern)
+    expect(err?.message).not.toContain('\n')
+  })
+
+  it('names every missing variable at once, and never echoes the secret', () => {
+    const err = errorOf({ ...on, OSS_BUCKET: '', OSS_ACCESS_KEY_ID: '', OSS_REGION: '' })
+    expect(err?.message).toBe('Invalid option: OSS_CALLBACK_RECONCILE_EVERY is set, so reconciliation is on and needs OSS_BUCKET, OSS_ACCESS_KEY_ID, OSS_ENDPOINT or OSS_REGION')
+    expect(errorOf({ ...on, OSS_CALLBACK_RECONCILE_WINDOW: '8d' })?.message).not.toContain('the-access-key-secret')
+  })
+
+  it('refuses to start without the durable event log (no forward mode, or OSS_CALLBACK_DATABASE_URL=none)', () => {
+    const message = 'Invalid option: OSS_CALLBACK_RECONCILE_EVERY is set, so reconciliation is on and needs the durable event log: OSS_CALLBACK_FORWARD_URL set and OSS_CALLBACK_DATABASE_URL not none'
+    expect(errorOf({ ...on, OSS_CALLBACK_DATABASE_URL: 'none' })?.message).toBe(message)
+    expect(errorOf({ ...on, OSS_CALLBACK_FORWARD_URL: '', OSS_CALLBACK_FORWARD_SECRET: '' })?.message).toBe(message)
+  })
+})
