@@ -126,7 +126,7 @@ export function toOssError (err: FastifyError | Error): OssCallbackError {
 }
 
 /** The request as a refusal's diagnosis needs it. */
-function refusedRequestOf (request: FastifyRequest): RefusedRequest {
+export function refusedRequestOf (request: FastifyRequest): RefusedRequest {
   return {
     method: request.method,
     url: request.url,
