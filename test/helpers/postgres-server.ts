@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { freePort } from './ports.js'
 
 /** A throwaway PostgreSQL cluster on 127.0.0.1, run as the `postgres` user. */
 export interface PostgresServer {
@@ -26,17 +26,6 @@ function binDir (): string {
   const found = versions.map((v) => join(root, v, 'bin')).find((d) => existsSync(join(d, 'initdb')))
   if (found === undefined) throw new Error(MISSING)
   return found
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
-    })
-  })
 }
 
 function asPostgres (command: string, args: string[]): void {

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './ports.js'
 
 /** A throwaway redis-server on 127.0.0.1, no persistence. */
 export interface RedisServer {
@@ -14,17 +14,6 @@ export interface RedisServer {
 }
 
 const MISSING = 'redis-server is not installed: these tests need the Debian package redis-server (apt-get install -y redis-server)'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
-    })
-  })
-}
 
 /** Starts redis-server on a free loopback port and waits until it accepts connections. */
 export async function startRedisServer (): Promise<RedisServer> {
