@@ -63,14 +63,8 @@ export interface NewEvent {
   firstAttemptAt?: number
 }
 
-/** An event as stored. */
-export interface StoredEvent {
-  id: string
-  type: EventType
-  bucket: string | null
-  objectKey: string | null
-  etag: string | null
-  envelope: string
+/** An event as stored: what was appended, and where it is in its life. */
+export interface StoredEvent extends Omit<NewEvent, 'firstAttemptAt'> {
   state: EventState
   /** Attempts made so far. */
   attempts: number
