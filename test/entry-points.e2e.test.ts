@@ -66,6 +66,23 @@ describe('package entry points', () => {
     expect(packages).toEqual(['@fastify/error', 'fastify-plugin'])
   })
 
+  // Importing undici installs its Agent as Node's global fetch dispatcher when nothing loaded Node's fetch
+  // first; Node 20's fetch then refused an explicit content-length header (UND_ERR_INVALID_ARG). The server
+  // entry happened to load Node's fetch earlier; the delivery module, loaded first, did not.
+  it('regression: loading the delivery sender first leaves the app\'s global fetch as it was', () => {
+    const script = `
+      import { createServer } from 'node:http'
+      await import('./dist/delivery/send.js')
+      await import('oss-callback/server')
+      const server = createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1')
+      await new Promise((resolve) => server.once('listening', resolve))
+      const res = await fetch('http://127.0.0.1:' + server.address().port + '/', { method: 'POST', headers: { 'content-length': '2' }, body: 'hi' })
+      console.log(JSON.stringify({ status: res.status, text: await res.text(), dispatcher: typeof globalThis[Symbol.for('undici.globalDispatcher.1')] }))
+      server.close()`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 30_000 })
+    expect(JSON.parse(out)).toEqual({ status: 200, text: 'ok', dispatcher: 'object' })
+  })
+
   it('every entry point imports in a fresh process', () => {
     const script = `for (const s of ${JSON.stringify(entries.map(([k]) => specifierOf(k)))}) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s) }`
     execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, timeout: 60_000 })

@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from 'undici'
+import { Pool, type Dispatcher } from './undici.js'
 import { MAX_APP_REPLY_BYTES } from './classify.js'
 
 /** One POST to the app. */

@@ -40,7 +40,7 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Dispatcher } from 'undici'
+import type { Dispatcher } from './undici.js'
 import { invalidOption } from '../errors.js'
 import type { AttemptRecord, EventState, EventStore, RecordedAnswer, StoredEvent } from '../events/store.js'
 import { GlobalBackoff } from './backoff.js'
