@@ -25,7 +25,7 @@ beforeAll(async () => {
   const pair = testKeyPair(512)
   keys = await startKeyServer({
     '/k.pem': { kind: 'pem', pem: pair.publicPem },
-    '/slow.pem': { kind: 'pem', pem: pair.publicPem, delayMs: 1500 }
+    '/slow.pem': { kind: 'pem', pem: pair.publicPem, delayMs: 600 }
   })
   upstream = await startUpstream()
 })
@@ -246,15 +246,16 @@ describe('forward mode', () => {
       expect(res.elapsedMs).toBeLessThan(3000)
     })
 
-    it('slow past the time left: the forward is cut at the callback\'s deadline, not its own 3.5 s', async () => {
-      // The key takes 1.5 s, leaving about 3 s of the 4.5 s deadline: less than the forward timeout.
-      upstream.behave((_req, res) => { setTimeout(() => answerJson('{"late":true}')(_req, res), 4000) })
-      const base = await startGateway()
+    it('slow past the time left: the forward is cut at the callback\'s deadline, not its own timeout', async () => {
+      // The key takes 0.6 s, leaving about 0.9 s of the 1.5 s deadline: less than the 1.4 s forward timeout,
+      // which alone would end at 2 s.
+      upstream.behave((_req, res) => { setTimeout(() => answerJson('{"late":true}')(_req, res), 3000) })
+      const base = await startGateway({ OSS_CALLBACK_DEADLINE_MS: '1500', OSS_CALLBACK_FORWARD_TIMEOUT_MS: '1400' })
       const res = await sendCallback(base, '/slow.pem')
       expect(res.status).toBe(504)
       expect(JSON.parse(res.text)).toEqual(TIMEOUT)
-      expect(res.elapsedMs).toBeGreaterThanOrEqual(4000)
-      expect(res.elapsedMs).toBeLessThan(5000)
+      expect(res.elapsedMs).toBeGreaterThanOrEqual(1300)
+      expect(res.elapsedMs).toBeLessThan(1950)
     })
 
     it.each([
