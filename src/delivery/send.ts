@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { Pool, type Dispatcher } from './undici.js'
 import { MAX_APP_REPLY_BYTES } from './classify.js'
 
@@ -44,13 +45,15 @@ const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 export function createSender (dispatcher: Dispatcher): Sender {
   return async ({ url, headers, body, timeoutMs, signal }) => {
     if (signal?.aborted === true) throw new SendFailure('aborted')
-    const controller = new AbortController()
+    // An EventEmitter, which undici takes as a signal: an AbortController per delivery costs more
+    // than the rest of the request on a fast local app.
+    const abort = new EventEmitter()
     let stop: 'timeout' | 'aborted' | undefined
-    const timer = setTimeout(() => { stop = 'timeout'; controller.abort() }, timeoutMs)
-    const onAbort = (): void => { stop ??= 'aborted'; controller.abort() }
+    const timer = setTimeout(() => { stop = 'timeout'; abort.emit('abort') }, timeoutMs)
+    const onAbort = (): void => { stop ??= 'aborted'; abort.emit('abort') }
     signal?.addEventListener('abort', onAbort)
     const options: Dispatcher.RequestOptions = {
-      origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body, signal: controller.signal,
+      origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body, signal: abort,
       headersTimeout: timeoutMs, bodyTimeout: timeoutMs
     }
     try {
@@ -75,17 +78,22 @@ export function createSender (dispatcher: Dispatcher): Sender {
   }
 }
 
-async function readCapped ({ statusCode, body }: Dispatcher.ResponseData): Promise<SendAnswer> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (total > MAX_APP_REPLY_BYTES) {
-      // Destroying an unread reply closes its connection, which a pool cannot reuse anyway.
-      body.destroy()
-      return { status: statusCode, body: Buffer.alloc(0), overLimit: true }
-    }
-    chunks.push(chunk)
-  }
-  return { status: statusCode, body: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, total), overLimit: false }
+// Events rather than `for await`: an async iterator per reply is a measurable share of a delivery.
+function readCapped ({ statusCode, body }: Dispatcher.ResponseData): Promise<SendAnswer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let total = 0
+    body.on('data', (chunk: Buffer) => {
+      total += chunk.length
+      if (total > MAX_APP_REPLY_BYTES) {
+        // Destroying an unread reply closes its connection, which a pool cannot reuse anyway.
+        body.destroy()
+        resolve({ status: statusCode, body: Buffer.alloc(0), overLimit: true })
+        return
+      }
+      chunks.push(chunk)
+    })
+    body.on('end', () => { resolve({ status: statusCode, body: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, total), overLimit: false }) })
+    body.on('error', reject)
+  })
 }
