@@ -150,7 +150,7 @@ export interface DeliveryWorker {
   readonly backoff: { readonly open: boolean, readonly consecutiveFailures: number }
   /** Background attempts running now. */
   readonly inFlight: number
-  /** Stops claiming and waits for running attempts; closes its own pool. */
+  /** Stops claiming, waits for running attempts (background and `attemptNow`), then closes its own pool. */
   close: () => Promise<void>
 }
 
@@ -301,7 +301,19 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
         const result: AttemptResult = { outcome: 'retry', reason: 'timeout', status: null, body: null, error: 'no time left to attempt', state: event.state, nextAttemptAt: event.nextAttemptAt }
         return result
       }
-      return await attempt(event, budgetMs, signal, answer, false)
+      // After close began (a callback still in its handler as the server stops), the pool and the store
+      // are going: the event stays pending and is delivered after the restart.
+      if (stopping.signal.aborted) {
+        const { outcome, reason, error } = classifyFailure('aborted')
+        return { outcome, reason, status: null, body: null, error, state: event.state, nextAttemptAt: event.nextAttemptAt }
+      }
+      const p = attempt(event, budgetMs, signal, answer, false)
+      recording.add(p)
+      try {
+        return await p
+      } finally {
+        recording.delete(p)
+      }
     },
     get backoff () { return { open: backoff.open, consecutiveFailures: backoff.consecutiveFailures } },
     get inFlight () { return running.size },

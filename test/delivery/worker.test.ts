@@ -163,6 +163,28 @@ describe('attemptNow', () => {
     expect(await pending).toMatchObject({ outcome: 'retry', reason: 'aborted', state: 'pending' })
     expect(worker.backoff.open).toBe(false)
   })
+
+  // The server closes the worker once its sockets are gone, while a callback whose client left may
+  // still be in its handler: its attempt failed with UND_ERR_DESTROYED when close destroyed the pool.
+  it('regression: close() waits for a callback\'s attempt in flight, and one that comes after close is left pending without a request', async () => {
+    const app = holdingApp()
+    const worker = await setup(app.behaviour)
+    const first = (await store.append(newEvent(1))).event
+    const second = (await store.append(newEvent(2))).event
+    const inFlight = worker.attemptNow(first, { timeLeftMs: 3000 })
+    await app.arrived(1)
+    let closed = false
+    const closing = worker.close().then(() => { closed = true })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(closed).toBe(false)
+    const late = await worker.attemptNow(second, { timeLeftMs: 3000 })
+    expect(late).toMatchObject({ outcome: 'retry', reason: 'aborted', status: null, state: 'pending' })
+    app.release()
+    expect(await inFlight).toMatchObject({ outcome: 'delivered', state: 'delivered' })
+    await closing
+    expect(upstream.received.length).toBe(1)
+    expect((await store.get(second.id))?.state).toBe('pending')
+  })
 })
 
 describe('background delivery', () => {
