@@ -281,4 +281,6 @@ export interface StoreOptions {
   onCommit?: CommitObserver
   /** Create the store (file or tables) when missing. False for the `events` CLI. Default: true. */
   create?: boolean
+  /** SQLite: flushes the write-ahead log's file descriptor to disk (tests observe it). Default: `fs.fsync`. */
+  fsync?: (fd: number) => Promise<void>
 }

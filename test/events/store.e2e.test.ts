@@ -1,6 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, fstatSync, fsync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadDriver } from '../../src/events/driver.js'
@@ -329,11 +330,11 @@ describe('postgres store', () => {
 describe('sqlite store', () => {
   const path = (name: string): string => join(dir, name)
 
-  it('runs in WAL mode with synchronous=FULL', async () => {
+  it('runs in WAL mode; commits run with synchronous=NORMAL, and the store flushes the log itself', async () => {
     const store = await openSqliteStore(path('pragmas.sqlite'))
     try {
       expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal')
-      expect(store.database.pragma('synchronous', { simple: true })).toBe(2)
+      expect(store.database.pragma('synchronous', { simple: true })).toBe(1)
     } finally { await store.close() }
   })
 
@@ -359,18 +360,49 @@ describe('sqlite store', () => {
     } finally { await store.close() }
   })
 
-  it('appends commit with synchronous=FULL (an fsync before the caller resolves); a batch of delivery outcomes only, without', async () => {
-    const modes: number[] = []
-    const opened: { store?: SqliteEventStore } = {}
-    const store = opened.store = await openSqliteStore(path('modes.sqlite'), { onCommit: () => { modes.push(opened.store?.database.pragma('synchronous', { simple: true }) as number) } })
+  it('a durable batch resolves only after the write-ahead log is flushed off the event loop; a batch of delivery outcomes only, without a flush', async () => {
+    const file = path('modes.sqlite')
+    let flushes = 0
+    let batchWrites = 0
+    let gate: Promise<void> | undefined
+    const realFsync = promisify(fsync)
+    const store = await openSqliteStore(file, {
+      onCommit: (c) => { batchWrites = c.writes },
+      fsync: async (fd) => {
+        // The descriptor flushed is the log's.
+        expect(fstatSync(fd).ino).toBe(statSync(`${file}-wal`).ino)
+        flushes++
+        await gate
+        await realFsync(fd)
+      }
+    })
     try {
-      const a = (await store.append(newEvent(1))).event
-      const b = (await store.append(newEvent(2))).event
+      let open = (): void => {}
+      gate = new Promise((resolve) => { open = resolve })
+      let resolved = false
+      const appending = store.append(newEvent(1)).then((r) => { resolved = true; return r })
+      while (flushes === 0) await new Promise((resolve) => setImmediate(resolve))
+      // Committed, not yet flushed: the caller waits, and the loop is free meanwhile.
+      expect(store.database.prepare('SELECT COUNT(*) AS n FROM oss_callback_events').get()).toEqual({ n: 1 })
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(resolved).toBe(false)
+      open()
+      const a = (await appending).event
+      expect(flushes).toBe(1)
+
+      // A delivery outcome alone: no flush.
       await store.finish(a.id, 'delivered', attempt(0, 'delivered', 200))
+      expect(flushes).toBe(1)
+      // An outcome batched with an append: flushed, as the append needs.
+      const b = (await store.append(newEvent(2))).event
+      expect(flushes).toBe(2)
       await Promise.all([store.finish(b.id, 'delivered', attempt(0, 'delivered', 200)), store.append(newEvent(3))])
-      await store.finish((await store.get(eventId({ path: '/cb', query: '', body: Buffer.from('body 3'), requestId: 'req-3' })))?.id ?? '', 'rejected', null)
-      // FULL is 2, NORMAL 1: append, append, outcome, outcome + append, a final state set by hand.
-      expect(modes).toEqual([2, 2, 1, 2, 2])
+      expect(batchWrites).toBe(2)
+      expect(flushes).toBe(3)
+      // A final state set by hand (the events CLI) is durable too.
+      const three = (await store.get(eventId({ path: '/cb', query: '', body: Buffer.from('body 3'), requestId: 'req-3' })))?.id ?? ''
+      await store.finish(three, 'rejected', null)
+      expect(flushes).toBe(4)
     } finally { await store.close() }
   })
 
