@@ -30,6 +30,18 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/node_modules/better-sqlite3 ./node_modules/better-sqlite3
 COPY --from=build /app/node_modules/bindings ./node_modules/bindings
 COPY --from=build /app/node_modules/file-uri-to-path ./node_modules/file-uri-to-path
+# PostgreSQL's driver (OSS_CALLBACK_DATABASE_URL=postgres://…), plain JavaScript, and its dependencies not already installed.
+COPY --from=build /app/node_modules/pg ./node_modules/pg
+COPY --from=build /app/node_modules/pg-connection-string ./node_modules/pg-connection-string
+COPY --from=build /app/node_modules/pg-pool ./node_modules/pg-pool
+COPY --from=build /app/node_modules/pg-protocol ./node_modules/pg-protocol
+COPY --from=build /app/node_modules/pg-types ./node_modules/pg-types
+COPY --from=build /app/node_modules/pg-int8 ./node_modules/pg-int8
+COPY --from=build /app/node_modules/pgpass ./node_modules/pgpass
+COPY --from=build /app/node_modules/postgres-array ./node_modules/postgres-array
+COPY --from=build /app/node_modules/postgres-bytea ./node_modules/postgres-bytea
+COPY --from=build /app/node_modules/postgres-date ./node_modules/postgres-date
+COPY --from=build /app/node_modules/postgres-interval ./node_modules/postgres-interval
 # Files stay owned by root and read-only to the app: the root filesystem can be mounted read-only. The event log
 # lives on a volume the app owns (forward mode records every callback there before answering it).
 RUN mkdir -p /data && chown node:node /data

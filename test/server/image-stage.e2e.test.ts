@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { docCallback } from '../helpers/fixtures.js'
+import { startPostgresServer } from '../helpers/postgres-server.js'
 
 const run = promisify(execFile)
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -208,6 +209,20 @@ describe('the final image stage, reproduced by hand', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env })
     expect(JSON.parse(stdout)).toMatchObject({ pending: 1 })
   })
+
+  it('opens a PostgreSQL store with the pg driver it copied (a real server)', async () => {
+    const postgres = await startPostgresServer()
+    try {
+      const url = await postgres.createDatabase()
+      const script = `const { openEventStore } = await import('./dist/events/open.js')
+        const s = await openEventStore(${JSON.stringify(url)}); await s.append({ id: 'evt_image_pg', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
+        console.log(JSON.stringify((await s.stats()).counts)); await s.close()`
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env })
+      expect(JSON.parse(stdout)).toMatchObject({ pending: 1 })
+    } finally {
+      await postgres.stop()
+    }
+  }, 120_000)
 
   it('serves /metrics with the callback just counted, and stops cleanly on SIGTERM', async () => {
     const res = await fetch(`${base}/metrics`)
