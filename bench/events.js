@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import { createDeliveryWorker } from '../dist/delivery/worker.js'
 import { openEventStore } from '../dist/events/open.js'
 import { eventId } from '../dist/events/store.js'
-import { ask, CALLBACK_BODY, forkChild, nextMessage } from './common.js'
+import { ask, CALLBACK_BODY, config, forkChild, nextMessage } from './common.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -21,9 +21,12 @@ const { values: args } = parseArgs({
     postgres: { type: 'string' }
   }
 })
-const EVENTS = Number(args.events)
-const APPENDS = Number(args.appends)
-const CONCURRENCY = Number(args.concurrency)
+// Forked by `npm run bench` (bench/run.js): its settings come over BENCH_CONFIG and the result goes back over IPC.
+const fromParent = process.send !== undefined ? config() : {}
+const EVENTS = Number(fromParent.events ?? args.events)
+const APPENDS = Number(fromParent.appends ?? args.appends)
+const CONCURRENCY = Number(fromParent.concurrency ?? args.concurrency)
+const POSTGRES = fromParent.postgres ?? args.postgres
 const SECRET = 'whsec_' + Buffer.alloc(32, 1).toString('base64')
 const log = (line) => process.stderr.write(line + '\n')
 
@@ -162,12 +165,14 @@ try {
   const append = []
   append.push(await appendBench(`sqlite:${join(dir, 'append-1.sqlite')}`, 1, Math.min(APPENDS, 2000)))
   append.push(await appendBench(`sqlite:${join(dir, 'append-50.sqlite')}`, 50, APPENDS))
-  if (args.postgres !== undefined) append.push(await appendBench(args.postgres, 50, APPENDS))
+  if (POSTGRES !== undefined) append.push(await appendBench(POSTGRES, 50, APPENDS))
   for (const a of append) log(`append: ${JSON.stringify(a)}`)
   const drain = await drainBench(dir)
   log(`drain: ${JSON.stringify(drain)}`)
   machine.loadAvgAtEnd = loadavg().map((v) => Math.round(v * 100) / 100)
-  process.stdout.write(JSON.stringify({ machine, append, drain, targets: { drainPerSecond: drain.perSecond >= 3000, rssGrowth: drain.rssGrowthMb <= 50 } }, null, 2) + '\n')
+  const result = { machine, append, drain, targets: { drainPerSecond: drain.perSecond >= 3000, rssGrowth: drain.rssGrowthMb <= 50 } }
+  if (process.send !== undefined) process.send({ type: 'result', result })
+  else process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

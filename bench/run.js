@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,fwd,fwd-sqlite,fwd-pg,micro,cold,memory,imports,reconcile,c-unbatched,c-no-rsa,c-no-verify] [--postgres <url of an empty database>] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
+// `npm run bench [-- --quick] [--only a,b,c512,c2048,d,d2048,e,fwd,fwd-sqlite,fwd-pg,micro,cold,memory,imports,events,reconcile,c-unbatched,c-no-rsa,c-no-verify] [--postgres <url of an empty database>] [--seconds N] [--rounds N] [--cpu-prof] [--server-flags "--max-semi-space-size=32"] [--note TEXT] [--out FILE]`
 // Orchestrates every scenario in one run so that ratios compare like with like. JSON on stdout; progress on stderr.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -169,6 +169,7 @@ const results = {
   coldBurst: null,
   memory: null,
   imports: null,
+  events: null,
   reconcile: null
 }
 
@@ -290,6 +291,14 @@ try {
     for (const c of results.imports.cli) log(`${c.command}: median ${c.medianMs} ms`)
     const i = results.imports.install
     log(`npm install oss-callback --omit=dev: ${i.packages} packages, ${Math.round(i.nodeModulesBytes / 2 ** 20 * 10) / 10} MiB`)
+  }
+
+  if (wanted('events')) {
+    const events = quick ? 10_000 : 100_000
+    log(`event log: SQLite appends with group commit${args.postgres === undefined ? '' : ' and PostgreSQL'}, then a drain of ${events} pending events to a fast local app`)
+    results.events = await runChild('./events.js', { events, appends: quick ? 2000 : 20_000, ...(args.postgres === undefined ? {} : { postgres: args.postgres }) })
+    const d = results.events.drain
+    log(`drain: ${d.perSecond} events/s, worker CPU ${d.workerCpuMicrosPerEvent} µs per event, RSS +${d.rssGrowthMb} MB`)
   }
 
   if (wanted('reconcile')) {
