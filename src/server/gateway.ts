@@ -121,10 +121,13 @@ export function createGatewayHandler (options: GatewayOptions): CallbackHandler 
 
     let failure: OssCallbackError | undefined
     let reply: Buffer | undefined
-    const result = await worker.attemptNow(event, {
+    let answered = (): void => {}
+    const hasAnswer = new Promise<void>((resolve) => { answered = resolve })
+    const attempt = worker.attemptNow(event, {
       signal: context.signal,
       timeLeftMs: timeLeft(),
       answer: (r) => {
+        answered()
         if (r.outcome === 'delivered') {
           reply = r.body === null || r.body.length === 0 ? replyBytes(options.noContentReply(callback)) : r.body
           return { status: 200, body: reply }
@@ -137,15 +140,21 @@ export function createGatewayHandler (options: GatewayOptions): CallbackHandler 
         return errorAnswer(failure)
       }
     })
-    if (result.state === null && result.outcome !== 'retry') {
-      // The outcome was not recorded: the event stays pending and is attempted again in the background.
-      options.onStoreError?.(new Error(`event ${id}: outcome not recorded`))
-    }
+    // OSS gets its answer as soon as the app has given one; the outcome is recorded meanwhile (a delivery
+    // outcome shares a later transaction, see events/group-commit.ts). Should the process die before that
+    // record, the event is still pending and is delivered again: at least once, as promised.
+    void attempt.then((result) => {
+      if (result.state === null && result.outcome !== 'retry') {
+        // The outcome was not recorded: the event stays pending and is attempted again in the background.
+        options.onStoreError?.(new Error(`event ${id}: outcome not recorded`))
+      }
+    }, (err: unknown) => { options.onStoreError?.(err) })
+    const result = await Promise.race([hasAnswer.then(() => undefined), attempt])
     if (failure !== undefined) throw failure
     if (reply === undefined) {
       // attemptNow had no time to try (its answer callback never ran): the event is queued.
       if (policy === 'accept') return RawJsonReply.from(queuedReply(id))
-      throw failureOf(result)
+      throw failureOf(result ?? await attempt)
     }
     return RawJsonReply.from(reply)
   }

@@ -84,10 +84,19 @@ async function inspect (url: string): Promise<EventStore> {
   return store
 }
 
+/**
+ * The one event in the log, once its callback's outcome is recorded: OSS gets its answer as soon as the app
+ * answers, and the outcome follows in a later transaction.
+ */
 async function onlyEvent (url: string): Promise<StoredEvent> {
-  const page = await (await inspect(url)).list()
-  expect(page.events).toHaveLength(1)
-  return await (await inspect(url)).get(page.events[0]?.id as string) as StoredEvent
+  const store = await inspect(url)
+  for (let i = 0; ; i++) {
+    const page = await store.list()
+    expect(page.events).toHaveLength(1)
+    const event = await store.get(page.events[0]?.id as string) as StoredEvent
+    if (event.attempts > 0 || event.state !== 'pending' || i === 200) return event
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }
 
 interface Answer { status: number, text: string, json: () => Record<string, unknown> }
@@ -123,6 +132,27 @@ describe('durable gateway (SQLite)', () => {
     const sent = upstream.received[0]
     expect(sent?.headers['webhook-id']).toBe(event.id)
     expect(() => new Webhook(SECRET).verify(sent?.body.toString() ?? '', sent?.headers as Record<string, string>)).not.toThrow()
+  })
+
+  it('OSS gets the app\'s answer without waiting for the outcome to be recorded; the record follows', async () => {
+    upstream.behave(answerJson('{"Status":"OK"}'))
+    let release = (): void => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    const gw = await startGateway({}, {
+      openEventStore: async (u, o) => {
+        const store = await openEventStore(u, o)
+        const finish = store.finish.bind(store)
+        store.finish = async (...args) => { await held; return await finish(...args) }
+        return store
+      }
+    })
+    const res = await sendCallback(gw.base)
+    expect([res.status, res.text]).toEqual([200, '{"Status":"OK"}'])
+    const store = await inspect(gw.url)
+    const [listed] = (await store.list()).events
+    expect(listed).toMatchObject({ state: 'pending', attempts: 0 })
+    release()
+    expect(await onlyEvent(gw.url)).toMatchObject({ state: 'delivered', attempts: 1 })
   })
 
   it('refuse (default): the app fails, OSS gets the coded 502, the event is retried in the background with the same webhook-id once the app is back', async () => {
@@ -235,6 +265,7 @@ describe('durable gateway (SQLite)', () => {
     upstream.behave((_r, res) => { res.writeHead(500).end() })
     const gw = await startGateway()
     await sendCallback(gw.base)
+    await onlyEvent(gw.url)
     const text = await (await fetch(`${gw.base}/metrics`)).text()
     expect(text).toMatch(/^oss_callback_events_pending 1$/m)
     expect(text).toMatch(/^oss_callback_events_dead 0$/m)
