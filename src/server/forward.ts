@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { performance } from 'node:perf_hooks'
-import { Webhook } from 'standardwebhooks'
+import { createSigner } from '../delivery/sign.js'
 import { invalidOption, isOssCallbackError, ossError, type OssCallbackError, type OssCallbackErrorName } from '../errors.js'
 import { decodeStrictBase64 } from '../protocol/base64.js'
 import type { CallbackBodyType, CallbackSystemFields } from '../protocol/body.js'
@@ -169,7 +169,7 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
   checkForwardSecret(options.secret)
   const timeoutMs = wholeNumberOption('forwardTimeoutMs', options.timeoutMs, 3500, { max: 60_000 })
   const maxSockets = wholeNumberOption('forwardMaxSockets', options.maxSockets, 64, { max: 10_000 })
-  const webhook = new Webhook(options.secret)
+  const sign = createSigner(options.secret)
   const now = options.now ?? Date.now
   const messageId = options.messageId ?? (() => `msg_${randomUUID()}`)
   const noContentReply = options.noContentReply ?? (() => undefined)
@@ -245,14 +245,14 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
       if (budgetMs <= 0) throw failure('timeout', 'FORWARD_TIMEOUT', 'no time left to forward')
       const payload = JSON.stringify(forwardEnvelope(callback, context.receivedAt))
       const id = messageId()
-      const sentAt = now()
+      const sentSeconds = Math.floor(now() / 1000)
       const headers: OutgoingHttpHeaders = {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(payload),
         'user-agent': 'oss-callback-forward',
         'webhook-id': id,
-        'webhook-timestamp': String(Math.floor(sentAt / 1000)),
-        'webhook-signature': webhook.sign(id, new Date(sentAt), payload)
+        'webhook-timestamp': String(sentSeconds),
+        'webhook-signature': sign(id, sentSeconds, payload)
       }
       let answer: UpstreamAnswer
       try {
