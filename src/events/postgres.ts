@@ -58,8 +58,12 @@ export async function openPostgresStore (url: string, options: PostgresStoreOpti
     // BIGINT milliseconds come back as numbers, for this pool only (never the user's global pg types).
     types: { getTypeParser: ((oid: number, format?: string) => oid === INT8_OID ? intParser : driver.types.getTypeParser(oid, format as 'text')) as typeof driver.types.getTypeParser }
   })
-  // An idle connection's error (the server restarted) must not crash the process; the next query reconnects.
+  // A connection's error (the server restarted) must not crash the process. pg emits it on the pool for an
+  // idle connection, but on the client itself while it is checked out (a transaction between two queries,
+  // the sweep's lock held for minutes), where no listener meant an uncaught exception. The query in flight
+  // rejects anyway; the pool drops a client that errored when it is released, and the next query reconnects.
   pool.on('error', () => {})
+  pool.on('connect', (client) => { client.on('error', () => {}) })
   let client: Client
   try {
     client = await pool.connect()

@@ -321,6 +321,31 @@ describe('postgres store', () => {
     }
   }, 60_000)
 
+  // pg emits a connection's error on the client itself while the client is checked out; with no listener
+  // that is an uncaught exception, and the receiver died when PostgreSQL restarted during a sweep.
+  it('regression: PostgreSQL restarting while a connection is held (the sweep lock) rejects the sweep, and the process lives on', async () => {
+    const url = await postgres.createDatabase()
+    const store = await openEventStore(url, { connectTimeoutMs: 1000 })
+    const uncaught: unknown[] = []
+    const onUncaught = (err: unknown): void => { uncaught.push(err) }
+    process.prependListener('uncaughtException', onUncaught)
+    try {
+      let locked = (): void => {}
+      const holding = new Promise<void>((resolve) => { locked = resolve })
+      const sweep = store.withSweepLock(async () => { locked(); await new Promise((resolve) => setTimeout(resolve, 1500)); return 'swept' })
+      await holding
+      await postgres.pause()
+      await sweep.catch(() => {})
+      await postgres.resume()
+      expect(uncaught).toEqual([])
+      await expect(store.probe()).resolves.toBeUndefined()
+      expect(await store.withSweepLock(async () => 'again')).toEqual({ ran: true, value: 'again' })
+    } finally {
+      process.removeListener('uncaughtException', onUncaught)
+      await store.close()
+    }
+  }, 60_000)
+
   it('create: false refuses a database without a store', async () => {
     const url = await postgres.createDatabase()
     await expect(openEventStore(url, { create: false })).rejects.toThrow(/no event store in/)
