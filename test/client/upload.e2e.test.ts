@@ -249,10 +249,13 @@ async function startHeadOnlyRelay (targetPort: number): Promise<{ origin: string
       client.pause()
     }
     client.on('data', onData)
+    // When the simulator has answered and closed, the answer is passed on and the client's side only
+    // half-closed: destroying it with the body still unread would send a reset that can overtake the
+    // answer (the client then read EPIPE instead of the 403). close() destroys what is left.
     upstream.pipe(client)
     const drop = (): void => { client.destroy(); upstream.destroy() }
     client.on('close', drop).on('error', drop)
-    upstream.on('close', drop).on('error', drop)
+    upstream.on('error', drop)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
