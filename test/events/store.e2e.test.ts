@@ -1,5 +1,4 @@
-import { existsSync, fstatSync, fsync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, fstatSync, fsync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
@@ -10,26 +9,10 @@ import { deleteExpiredEvents } from '../../src/events/retention.js'
 import { openSqliteStore } from '../../src/events/sqlite.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
-import { startPostgresServer, type PostgresServer } from '../helpers/postgres-server.js'
+import { useEventStores } from '../helpers/event-stores.js'
 
-let dir: string
-let postgres: PostgresServer
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'oss-cb-events-'))
-  postgres = await startPostgresServer()
-}, 60_000)
-
-afterAll(async () => {
-  await postgres?.stop()
-  rmSync(dir, { recursive: true, force: true })
-}, 60_000)
-
-let files = 0
-const dialects = {
-  sqlite: async () => `sqlite:${join(dir, `store-${++files}.sqlite`)}`,
-  postgres: async () => await postgres.createDatabase()
-}
+const fixture = useEventStores('oss-cb-events-')
+const { dialects } = fixture
 
 export function newEvent (n: number, over: Partial<NewEvent> = {}): NewEvent {
   return {
@@ -248,7 +231,7 @@ describe.each(Object.keys(dialects) as Array<keyof typeof dialects>)('%s store',
 
 describe('postgres store', () => {
   it('SKIP LOCKED: a claim passes over rows another transaction holds, without waiting for it', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     const store = await openEventStore(url)
     const ids = []
     for (let n = 0; n < 6; n++) ids.push((await store.append(newEvent(n, { firstAttemptAt: 1000 + n }))).event.id)
@@ -268,7 +251,7 @@ describe('postgres store', () => {
   })
 
   it('two instances claiming at once never get the same event', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     const a = await openEventStore(url)
     const b = await openEventStore(url)
     try {
@@ -284,7 +267,7 @@ describe('postgres store', () => {
   })
 
   it('refuses a database whose store has a newer schema, in one line', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     await (await openEventStore(url)).close()
     const client = new pg.Client(url)
     await client.connect()
@@ -297,22 +280,22 @@ describe('postgres store', () => {
   })
 
   it('refuses an unreachable server in one line, without the password', async () => {
-    const err = await refusal(openEventStore(`postgres://u:secret@127.0.0.1:${postgres.port + 1}/x`, { connectTimeoutMs: 2000 }))
+    const err = await refusal(openEventStore(`postgres://u:secret@127.0.0.1:${fixture.postgres().port + 1}/x`, { connectTimeoutMs: 2000 }))
     expect(err).toMatchObject({ code: 'OSS_CB_ERR_STORE_UNUSABLE' })
     expect(err.message).toMatch(/cannot connect to PostgreSQL at postgres:\/\/u:\*\*\*@127\.0\.0\.1/)
     expect(err.message).not.toContain('secret')
   })
 
   it('while PostgreSQL is down, writes reject with STORE_FAILED; when it returns, the same store recovers by itself', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     const store = await openEventStore(url, { connectTimeoutMs: 1000 })
     try {
       await store.append(newEvent(1))
-      await postgres.pause()
+      await fixture.postgres().pause()
       await expect(store.append(newEvent(2))).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED', statusCode: 503 })
       await expect(store.probe()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
       await expect(store.stats()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
-      await postgres.resume()
+      await fixture.postgres().resume()
       await expect(store.probe()).resolves.toBeUndefined()
       expect((await store.append(newEvent(2))).created).toBe(true)
       expect((await store.stats()).counts.pending).toBe(2)
@@ -324,7 +307,7 @@ describe('postgres store', () => {
   // pg emits a connection's error on the client itself while the client is checked out; with no listener
   // that is an uncaught exception, and the receiver died when PostgreSQL restarted during a sweep.
   it('regression: PostgreSQL restarting while a connection is held (the sweep lock) rejects the sweep, and the process lives on', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     const store = await openEventStore(url, { connectTimeoutMs: 1000 })
     const uncaught: unknown[] = []
     const onUncaught = (err: unknown): void => { uncaught.push(err) }
@@ -334,9 +317,9 @@ describe('postgres store', () => {
       const holding = new Promise<void>((resolve) => { locked = resolve })
       const sweep = store.withSweepLock(async () => { locked(); await new Promise((resolve) => setTimeout(resolve, 1500)); return 'swept' })
       await holding
-      await postgres.pause()
+      await fixture.postgres().pause()
       await sweep.catch(() => {})
-      await postgres.resume()
+      await fixture.postgres().resume()
       expect(uncaught).toEqual([])
       await expect(store.probe()).resolves.toBeUndefined()
       expect(await store.withSweepLock(async () => 'again')).toEqual({ ran: true, value: 'again' })
@@ -347,13 +330,13 @@ describe('postgres store', () => {
   }, 60_000)
 
   it('create: false refuses a database without a store', async () => {
-    const url = await postgres.createDatabase()
+    const url = await fixture.postgres().createDatabase()
     await expect(openEventStore(url, { create: false })).rejects.toThrow(/no event store in/)
   })
 })
 
 describe('sqlite store', () => {
-  const path = (name: string): string => join(dir, name)
+  const path = (name: string): string => join(fixture.dir(), name)
 
   it('runs in WAL mode; commits run with synchronous=NORMAL, and the store flushes the log itself', async () => {
     const store = await openSqliteStore(path('pragmas.sqlite'))

@@ -1,29 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { openEventStore } from '../../src/events/open.js'
 import { eventId, type EventStore, type NewEvent } from '../../src/events/store.js'
-import { startPostgresServer, type PostgresServer } from '../helpers/postgres-server.js'
+import { useEventStores } from '../helpers/event-stores.js'
 
-let dir: string
-let postgres: PostgresServer
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'oss-cb-sweepq-'))
-  postgres = await startPostgresServer()
-}, 60_000)
-
-afterAll(async () => {
-  await postgres?.stop()
-  rmSync(dir, { recursive: true, force: true })
-}, 60_000)
-
-let files = 0
-const dialects = {
-  sqlite: async () => `sqlite:${join(dir, `store-${++files}.sqlite`)}`,
-  postgres: async () => await postgres.createDatabase()
-}
+const { dialects } = useEventStores('oss-cb-sweepq-')
 
 function event (n: number, over: Partial<NewEvent> = {}): NewEvent {
   return {
