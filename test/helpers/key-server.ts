@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { afterAll, beforeAll } from 'vitest'
+import { testKeyPair } from './keys.js'
 
 /** How the key server answers one path. */
 export type KeyRoute =
@@ -85,4 +87,15 @@ export async function startKeyServer (routes: Record<string, KeyRoute> = {}): Pr
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+}
+
+/**
+ * For a test file whose callbacks are signed by the 512-bit test key: a key server serving its public key at
+ * `/k.pem`, started before the file's tests and closed after them. `url()` is the key's URL.
+ */
+export function useTestKeyServer (): { origin: () => string, url: () => string } {
+  let server: KeyServer | undefined
+  beforeAll(async () => { server = await startKeyServer({ '/k.pem': { kind: 'pem', pem: testKeyPair(512).publicPem } }) })
+  afterAll(async () => { await server?.close() })
+  return { origin: () => (server as KeyServer).origin, url: () => (server as KeyServer).url('/k.pem') }
 }

@@ -3,20 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/server/app.js'
 import { loadConfig } from '../../src/server/config.js'
 import type { IssuedTicket } from '../../src/tickets/issuer.js'
-import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
-import { testKeyPair } from '../helpers/keys.js'
+import { useTestKeyServer } from '../helpers/key-server.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { callbackForTicket } from '../helpers/tickets.js'
 
 const TOKEN = 'test-token-0123456789abcdef'
-let keyServer: KeyServer
-let keyUrl: string
-
-beforeAll(async () => {
-  keyServer = await startKeyServer({ '/k.pem': { kind: 'pem', pem: testKeyPair(512).publicPem } })
-  keyUrl = keyServer.url('/k.pem')
-})
-afterAll(async () => { await keyServer.close() })
+const keys = useTestKeyServer()
 
 function envWithoutToken (): NodeJS.ProcessEnv {
   const e = env()
@@ -26,7 +18,7 @@ function envWithoutToken (): NodeJS.ProcessEnv {
 
 function env (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
-    OSS_CALLBACK_KEY_ORIGINS: keyServer.origin,
+    OSS_CALLBACK_KEY_ORIGINS: keys.origin(),
     LOG_LEVEL: 'silent',
     OSS_CALLBACK_TICKET_TOKEN: TOKEN,
     OSS_ACCESS_KEY_ID: 'ak',
@@ -117,7 +109,7 @@ describe('standalone server with tickets (bearer token)', () => {
     expect([res.statusCode, res.json()]).toEqual([404, { statusCode: 404, code: 'OSS_CB_ERR_NOT_FOUND', error: 'Not Found', message: 'Not found' }])
     // A callback with no ticket is just a verified callback.
     const withTickets = await buildApp(loadConfig(env()))
-    const cb = callbackForTicket(await issue(withTickets), keyUrl, { ticketId: null })
+    const cb = callbackForTicket(await issue(withTickets), keys.url(), { ticketId: null })
     expect((await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })).statusCode).toBe(200)
     expect((await withTickets.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })).json())
       .toMatchObject({ statusCode: 403, code: 'OSS_CB_ERR_TICKET_MISSING' })
@@ -145,7 +137,7 @@ describe('standalone server with tickets (bearer token)', () => {
     })
     const issued = await issue(app, { subject: 'user-7', filename: 'x.txt' })
     expect(issued.uploadUrl).toBe('http://127.0.0.1:8090/demo-bucket')
-    const cb = callbackForTicket(issued, keyUrl)
+    const cb = callbackForTicket(issued, keys.url())
     const res = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
     expect([res.statusCode, res.json()]).toEqual([200, { Status: 'OK', key: issued.key }])
     expect(seenSubject).toBe('user-7')
@@ -182,14 +174,14 @@ describe('two receiver instances sharing one Redis', () => {
     }
     expect(ready).toMatchObject({ status: 'ready' })
 
-    const crossed = callbackForTicket(await issue(a), keyUrl)
+    const crossed = callbackForTicket(await issue(a), keys.url())
     const viaB = await b.inject({ method: 'POST', url: crossed.url, headers: crossed.headers, payload: crossed.body })
     expect(viaB.statusCode).toBe(200)
     expect((await a.inject({ method: 'POST', url: crossed.url, headers: crossed.headers, payload: crossed.body })).json())
       .toMatchObject({ statusCode: 409, code: 'OSS_CB_ERR_TICKET_USED' })
 
     for (let round = 0; round < 10; round++) {
-      const cb = callbackForTicket(await issue(round % 2 === 0 ? a : b), keyUrl)
+      const cb = callbackForTicket(await issue(round % 2 === 0 ? a : b), keys.url())
       const replies = await Promise.all(origins.map(async (origin) => {
         const res = await fetch(origin + cb.url, { method: 'POST', headers: cb.headers, body: cb.body })
         return { status: res.status, body: await res.json() as { code?: string } }
@@ -205,7 +197,7 @@ describe('two receiver instances sharing one Redis', () => {
     const app = await buildApp(loadConfig(env({ OSS_CALLBACK_REDIS_URL: frozen.url })))
     try {
       await app.ready()
-      const cb = callbackForTicket(await issue(app), keyUrl)
+      const cb = callbackForTicket(await issue(app), keys.url())
       process.kill(frozen.pid, 'SIGSTOP')
       let res
       const started = Date.now()
@@ -264,7 +256,7 @@ describe('two receiver instances sharing one Redis', () => {
     await app.ready()
     const issued = await issue(app)
     await dead.stop()
-    const cb = callbackForTicket(issued, keyUrl)
+    const cb = callbackForTicket(issued, keys.url())
     const res = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
     expect([res.statusCode, res.json()]).toEqual([503, {
       statusCode: 503, code: 'OSS_CB_ERR_TICKET_STORE_FAILED', error: 'Service Unavailable', message: 'The upload ticket store is unavailable'

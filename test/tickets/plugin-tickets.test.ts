@@ -1,23 +1,15 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ossCallback, type CallbackContext } from '../../src/receiver/plugin.js'
 import { ossTickets } from '../../src/tickets.js'
 import { createUploadTickets, type IssuedTicket, type TicketContext, type UploadTicketsOptions } from '../../src/tickets/issuer.js'
 import type { TicketRoutesOptions } from '../../src/tickets/route.js'
 import { createMemoryTicketStore, type TicketStore, type UploadTicket } from '../../src/tickets/store.js'
-import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
-import { testKeyPair } from '../helpers/keys.js'
+import { useTestKeyServer } from '../helpers/key-server.js'
 import { callbackForTicket } from '../helpers/tickets.js'
 
 const T0 = Date.UTC(2026, 10, 26, 6, 0, 0)
-let keyServer: KeyServer
-let keyUrl: string
-
-beforeAll(async () => {
-  keyServer = await startKeyServer({ '/k.pem': { kind: 'pem', pem: testKeyPair(512).publicPem } })
-  keyUrl = keyServer.url('/k.pem')
-})
-afterAll(async () => { await keyServer.close() })
+const keys = useTestKeyServer()
 
 interface Harness {
   app: FastifyInstance
@@ -50,7 +42,7 @@ async function harness (overrides: Partial<PluginTicketOptions> = {}, plugin: { 
   const tickets = createUploadTickets(issuer)
   await app.register(ossCallback, {
     path: '/oss/callback',
-    keyOrigins: [keyServer.origin],
+    keyOrigins: [keys.origin()],
     ...plugin,
     preHandler: tickets.bindCallback,
     handler: (cb, ctx: CallbackContext<TicketContext>) => {
@@ -197,7 +189,7 @@ describe('callbacks bound to tickets', () => {
   it('accepts the first callback of a ticket, shows the handler who asked and when, and refuses a replay with 409', async () => {
     const h = await harness()
     const issued = await h.issue({ filename: 'a b+c.png' }, 'user-42')
-    const cb = callbackForTicket(issued, keyUrl)
+    const cb = callbackForTicket(issued, keys.url())
     const first = await h.send(cb)
     expect([first.statusCode, first.json()]).toEqual([200, { ok: true, key: issued.key, by: 'user-42' }])
     expect(h.seen[0]?.ticket).toEqual({
@@ -213,15 +205,15 @@ describe('callbacks bound to tickets', () => {
   it('answers unknown, missing and malformed tickets with 403', async () => {
     const h = await harness()
     const issued = await h.issue()
-    const unknown = await h.send(callbackForTicket(issued, keyUrl, { ticketId: 'A'.repeat(24) }))
+    const unknown = await h.send(callbackForTicket(issued, keys.url(), { ticketId: 'A'.repeat(24) }))
     expect([unknown.statusCode, unknown.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_TICKET_UNKNOWN', 'Forbidden', 'The upload ticket is unknown')])
-    const malformed = await h.send(callbackForTicket(issued, keyUrl, { ticketId: 'not a ticket' }))
+    const malformed = await h.send(callbackForTicket(issued, keys.url(), { ticketId: 'not a ticket' }))
     expect(malformed.json()).toEqual(errorBody(403, 'OSS_CB_ERR_TICKET_UNKNOWN', 'Forbidden', 'The upload ticket is unknown'))
-    const missing = await h.send(callbackForTicket(issued, keyUrl, { ticketId: null }))
+    const missing = await h.send(callbackForTicket(issued, keys.url(), { ticketId: null }))
     expect([missing.statusCode, missing.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_TICKET_MISSING', 'Forbidden', 'The callback carries no upload ticket')])
     expect(h.seen).toHaveLength(0)
     // None of these consumed the real ticket.
-    expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
+    expect((await h.send(callbackForTicket(issued, keys.url()))).statusCode).toBe(200)
     await h.app.close()
   })
 
@@ -230,9 +222,9 @@ describe('callbacks bound to tickets', () => {
     const late = await h.issue()
     const tooLate = await h.issue()
     h.clock.now = T0 + 170_000
-    expect((await h.send(callbackForTicket(late, keyUrl))).statusCode).toBe(200)
+    expect((await h.send(callbackForTicket(late, keys.url()))).statusCode).toBe(200)
     h.clock.now = T0 + 181_000
-    const res = await h.send(callbackForTicket(tooLate, keyUrl))
+    const res = await h.send(callbackForTicket(tooLate, keys.url()))
     expect([res.statusCode, res.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_TICKET_EXPIRED', 'Forbidden', 'The upload ticket has expired')])
     await h.app.close()
   })
@@ -242,9 +234,9 @@ describe('callbacks bound to tickets', () => {
     const mismatch = errorBody(403, 'OSS_CB_ERR_TICKET_MISMATCH', 'Forbidden', 'The callback does not match its upload ticket')
     for (const upload of [{ bucket: 'other-bucket' }, { object: 'uploads/elsewhere.png' }, { size: 101 }]) {
       const issued = await h.issue()
-      const res = await h.send(callbackForTicket(issued, keyUrl, upload))
+      const res = await h.send(callbackForTicket(issued, keys.url(), upload))
       expect([res.statusCode, res.json()], JSON.stringify(upload)).toEqual([403, mismatch])
-      expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(409)
+      expect((await h.send(callbackForTicket(issued, keys.url()))).statusCode).toBe(409)
     }
     await h.app.close()
   })
@@ -252,24 +244,24 @@ describe('callbacks bound to tickets', () => {
   it('lets callbacks without a ticket through only when configured, and still checks those that carry one', async () => {
     const h = await harness({ allowCallbacksWithoutTicket: true })
     const issued = await h.issue()
-    const none = await h.send(callbackForTicket(issued, keyUrl, { ticketId: null }))
+    const none = await h.send(callbackForTicket(issued, keys.url(), { ticketId: null }))
     expect(none.statusCode).toBe(200)
     expect(h.seen[0]?.ticket).toBeUndefined()
-    expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
-    expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(409)
+    expect((await h.send(callbackForTicket(issued, keys.url()))).statusCode).toBe(200)
+    expect((await h.send(callbackForTicket(issued, keys.url()))).statusCode).toBe(409)
     await h.app.close()
   })
 
   it('with a bucket list, a verified callback for another bucket is refused 403 before its ticket is consumed or the handler runs', async () => {
     const h = await harness({ allowCallbacksWithoutTicket: true }, { buckets: ['demo-bucket'] })
     const issued = await h.issue()
-    const foreign = await h.send(callbackForTicket(issued, keyUrl, { bucket: 'someone-elses' }))
+    const foreign = await h.send(callbackForTicket(issued, keys.url(), { bucket: 'someone-elses' }))
     expect([foreign.statusCode, foreign.json()]).toEqual([403, errorBody(403, 'OSS_CB_ERR_BUCKET_NOT_ALLOWED', 'Forbidden', 'The callback is for a bucket that is not allowed')])
-    const ticketless = await h.send(callbackForTicket(issued, keyUrl, { bucket: 'someone-elses', ticketId: null }))
+    const ticketless = await h.send(callbackForTicket(issued, keys.url(), { bucket: 'someone-elses', ticketId: null }))
     expect(ticketless.json()).toMatchObject({ code: 'OSS_CB_ERR_BUCKET_NOT_ALLOWED' })
     expect(h.seen).toHaveLength(0)
     // The ticket was not spent by the refused callback.
-    expect((await h.send(callbackForTicket(issued, keyUrl))).statusCode).toBe(200)
+    expect((await h.send(callbackForTicket(issued, keys.url()))).statusCode).toBe(200)
     await h.app.close()
   })
 
@@ -278,7 +270,7 @@ describe('callbacks bound to tickets', () => {
     const deadlines: Array<number | undefined> = []
     const store: TicketStore = { ...memory, consume: async (id, options) => { deadlines.push(options?.deadlineAt); return await memory.consume(id, options) } }
     const h = await harness({ store })
-    const cb = callbackForTicket(await h.issue(), keyUrl)
+    const cb = callbackForTicket(await h.issue(), keys.url())
     const before = Date.now()
     expect((await h.send(cb)).statusCode).toBe(200)
     const after = Date.now()
@@ -292,7 +284,7 @@ describe('callbacks bound to tickets', () => {
   it('a callback whose signature fails never touches the ticket', async () => {
     const h = await harness()
     const issued = await h.issue()
-    const cb = callbackForTicket(issued, keyUrl)
+    const cb = callbackForTicket(issued, keys.url())
     const forged = { ...cb, body: Buffer.from(cb.body.toString().replace('size=10', 'size=11')) }
     expect((await h.send(forged)).json()).toMatchObject({ code: 'OSS_CB_ERR_SIGNATURE_MISMATCH' })
     expect((await h.send(cb)).statusCode).toBe(200)

@@ -1,20 +1,12 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ossCallback, type CallbackContext } from '../../src/receiver/plugin.js'
 import { createMemoryTicketStore, createUploadTickets, ossTickets, type IssuedTicket, type TicketContext, type TicketStore, type UploadTickets } from '../../src/tickets.js'
-import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
-import { testKeyPair } from '../helpers/keys.js'
+import { useTestKeyServer } from '../helpers/key-server.js'
 import { callbackForTicket } from '../helpers/tickets.js'
 
 // The ticket plugin on its own, and a handler that consumes the ticket itself (instead of the preHandler hook).
-let keyServer: KeyServer
-let keyUrl: string
-
-beforeAll(async () => {
-  keyServer = await startKeyServer({ '/k.pem': { kind: 'pem', pem: testKeyPair(512).publicPem } })
-  keyUrl = keyServer.url('/k.pem')
-})
-afterAll(async () => { await keyServer.close() })
+const keys = useTestKeyServer()
 
 function makeTickets (store?: TicketStore): UploadTickets {
   return createUploadTickets({
@@ -87,7 +79,7 @@ describe('ossTickets, the ticket route plugin', () => {
     const committed: string[] = []
     await app.register(ossTickets, { tickets, authorize: () => ({ subject: 'u2' }) })
     await app.register(ossCallback, {
-      keyOrigins: [keyServer.origin],
+      keyOrigins: [keys.origin()],
       handler: async (cb, ctx: CallbackContext<TicketContext>) => {
         expect(ctx.ticket).toBeUndefined()
         handlerDeadlines.push(ctx.deadlineAt)
@@ -97,7 +89,7 @@ describe('ossTickets, the ticket route plugin', () => {
       }
     })
     const issued = await issue(app)
-    const cb = callbackForTicket(issued, keyUrl)
+    const cb = callbackForTicket(issued, keys.url())
     const first = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
     expect([first.statusCode, first.json()]).toEqual([200, { ok: true, by: 'u2' }])
     const replay = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
