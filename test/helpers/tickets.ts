@@ -36,3 +36,17 @@ export function callbackForTicket (issued: IssuedTicket, keyUrl: string, upload:
   const body = buildCallbackBody(param.callbackBody, { system, vars }, 'form')
   return signedCallback({ url: target.pathname + target.search, body, keyUrl, privateKey: testKeyPair(512).privateKey })
 }
+
+/** The bearer token of {@link TICKET_SERVER_ENV}. */
+export const TICKET_TOKEN = 'test-token-0123456789abcdef'
+
+/** The standalone server's variables for upload tickets against a simulator's bucket on 127.0.0.1:8090. */
+export const TICKET_SERVER_ENV: Readonly<Record<string, string>> = {
+  OSS_CALLBACK_TICKET_TOKEN: TICKET_TOKEN,
+  OSS_ACCESS_KEY_ID: 'ak',
+  OSS_ACCESS_KEY_SECRET: 'sk',
+  OSS_BUCKET: 'demo-bucket',
+  OSS_ENDPOINT: 'http://127.0.0.1:8090',
+  OSS_REGION: 'cn-hangzhou',
+  OSS_CALLBACK_PUBLIC_URL: 'http://127.0.0.1:8080/oss/callback'
+}

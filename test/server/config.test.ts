@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/server/config.js'
 
+// The forward and delivery settings when none is given.
+const GATEWAY_DEFAULTS = {
+  forwardTimeoutMs: 3500,
+  forwardMaxSockets: 64,
+  onUpstreamFailure: 'refuse',
+  retryScheduleMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
+  retryForMs: 3 * 86_400_000,
+  deliveryConcurrency: 16,
+  retentionMs: 7 * 86_400_000
+}
+
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
     expect(loadConfig({})).toEqual({
@@ -13,13 +24,7 @@ describe('loadConfig', () => {
       deadlineMs: 4500,
       bodyLimitBytes: 65536,
       logLevel: 'info',
-      forwardTimeoutMs: 3500,
-      forwardMaxSockets: 64,
-      onUpstreamFailure: 'refuse',
-      retryScheduleMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
-      retryForMs: 3 * 86_400_000,
-      deliveryConcurrency: 16,
-      retentionMs: 7 * 86_400_000
+      ...GATEWAY_DEFAULTS
     })
   })
 
@@ -46,13 +51,7 @@ describe('loadConfig', () => {
       deadlineMs: 4000,
       bodyLimitBytes: 1024,
       logLevel: 'warn',
-      forwardTimeoutMs: 3500,
-      forwardMaxSockets: 64,
-      onUpstreamFailure: 'refuse',
-      retryScheduleMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
-      retryForMs: 3 * 86_400_000,
-      deliveryConcurrency: 16,
-      retentionMs: 7 * 86_400_000
+      ...GATEWAY_DEFAULTS
     })
   })
 

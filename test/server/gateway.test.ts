@@ -16,7 +16,7 @@ import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { startKeyServer, type KeyServer } from '../helpers/key-server.js'
 import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { answerJson, startUpstream, type Upstream } from '../helpers/upstream.js'
-import { callbackForTicket } from '../helpers/tickets.js'
+import { callbackForTicket, TICKET_SERVER_ENV, TICKET_TOKEN } from '../helpers/tickets.js'
 import type { IssuedTicket } from '../../src/tickets/issuer.js'
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`
@@ -311,18 +311,9 @@ describe('durable gateway (SQLite)', () => {
   })
 
   describe('with upload tickets', () => {
-    const TOKEN = 'test-token-0123456789abcdef'
-    const ticketEnv = (): Record<string, string> => ({
-      OSS_CALLBACK_TICKET_TOKEN: TOKEN,
-      OSS_ACCESS_KEY_ID: 'ak',
-      OSS_ACCESS_KEY_SECRET: 'sk',
-      OSS_BUCKET: 'demo-bucket',
-      OSS_ENDPOINT: 'http://127.0.0.1:8090',
-      OSS_REGION: 'cn-hangzhou',
-      OSS_CALLBACK_PUBLIC_URL: 'http://127.0.0.1:8080/oss/callback'
-    })
+    const ticketEnv = (): Record<string, string> => ({ ...TICKET_SERVER_ENV })
     async function issue (base: string): Promise<IssuedTicket> {
-      const res = await fetch(`${base}/oss/upload-tickets`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' })
+      const res = await fetch(`${base}/oss/upload-tickets`, { method: 'POST', headers: { authorization: `Bearer ${TICKET_TOKEN}`, 'content-type': 'application/json' }, body: '{}' })
       expect(res.status).toBe(200)
       return await res.json() as IssuedTicket
     }

@@ -5,9 +5,8 @@ import { loadConfig } from '../../src/server/config.js'
 import type { IssuedTicket } from '../../src/tickets/issuer.js'
 import { useTestKeyServer } from '../helpers/key-server.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
-import { callbackForTicket } from '../helpers/tickets.js'
+import { callbackForTicket, TICKET_SERVER_ENV, TICKET_TOKEN } from '../helpers/tickets.js'
 
-const TOKEN = 'test-token-0123456789abcdef'
 const keys = useTestKeyServer()
 
 function envWithoutToken (): NodeJS.ProcessEnv {
@@ -20,19 +19,13 @@ function env (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     OSS_CALLBACK_KEY_ORIGINS: keys.origin(),
     LOG_LEVEL: 'silent',
-    OSS_CALLBACK_TICKET_TOKEN: TOKEN,
-    OSS_ACCESS_KEY_ID: 'ak',
-    OSS_ACCESS_KEY_SECRET: 'sk',
-    OSS_BUCKET: 'demo-bucket',
-    OSS_ENDPOINT: 'http://127.0.0.1:8090',
-    OSS_REGION: 'cn-hangzhou',
-    OSS_CALLBACK_PUBLIC_URL: 'http://127.0.0.1:8080/oss/callback',
+    ...TICKET_SERVER_ENV,
     ...extra
   }
 }
 
 async function issue (app: FastifyInstance, body: object = {}): Promise<IssuedTicket> {
-  const res = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TOKEN}` }, payload: body })
+  const res = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TICKET_TOKEN}` }, payload: body })
   expect(res.statusCode, res.body).toBe(200)
   return res.json()
 }
@@ -44,7 +37,7 @@ describe('standalone server configuration for tickets', () => {
 
   it('reads every ticket variable with its default', () => {
     expect(loadConfig(env()).tickets).toEqual({
-      token: TOKEN,
+      token: TICKET_TOKEN,
       path: '/oss/upload-tickets',
       accessKeyId: 'ak',
       accessKeySecret: 'sk',
@@ -105,7 +98,7 @@ describe('standalone server configuration for tickets', () => {
 describe('standalone server with tickets (bearer token)', () => {
   it('has no ticket endpoint and needs no ticket when no token is set', async () => {
     const app = await buildApp(loadConfig(envWithoutToken()))
-    const res = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TOKEN}` }, payload: {} })
+    const res = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TICKET_TOKEN}` }, payload: {} })
     expect([res.statusCode, res.json()]).toEqual([404, { statusCode: 404, code: 'OSS_CB_ERR_NOT_FOUND', error: 'Not Found', message: 'Not found' }])
     // A callback with no ticket is just a verified callback.
     const withTickets = await buildApp(loadConfig(env()))
@@ -120,12 +113,12 @@ describe('standalone server with tickets (bearer token)', () => {
   it('asks for the bearer token with 401 and WWW-Authenticate, compared exactly', async () => {
     const app = await buildApp(loadConfig(env()))
     const expected = { statusCode: 401, code: 'OSS_CB_ERR_TICKET_AUTH_REQUIRED', error: 'Unauthorized', message: 'A valid bearer token is required for upload tickets' }
-    for (const authorization of [undefined, '', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer']) {
+    for (const authorization of [undefined, '', `Basic ${TICKET_TOKEN}`, `Bearer ${TICKET_TOKEN}x`, `Bearer ${TICKET_TOKEN.slice(0, -1)}`, 'Bearer']) {
       const headers = authorization === undefined ? {} : { authorization }
       const res = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers, payload: {} })
       expect([res.statusCode, res.json()], String(authorization)).toEqual([401, expected])
       expect(res.headers['www-authenticate']).toBe('Bearer')
-      expect(res.body).not.toContain(TOKEN.slice(0, 8))
+      expect(res.body).not.toContain(TICKET_TOKEN.slice(0, 8))
     }
     await app.close()
   })
@@ -141,7 +134,7 @@ describe('standalone server with tickets (bearer token)', () => {
     const res = await app.inject({ method: 'POST', url: cb.url, headers: cb.headers, payload: cb.body })
     expect([res.statusCode, res.json()]).toEqual([200, { Status: 'OK', key: issued.key }])
     expect(seenSubject).toBe('user-7')
-    const bad = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TOKEN}` }, payload: { subject: 7 } })
+    const bad = await app.inject({ method: 'POST', url: '/oss/upload-tickets', headers: { authorization: `Bearer ${TICKET_TOKEN}` }, payload: { subject: 7 } })
     expect(bad.json()).toMatchObject({ statusCode: 400, code: 'OSS_CB_ERR_TICKET_REQUEST_INVALID' })
     await app.close()
   })
