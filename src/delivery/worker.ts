@@ -278,6 +278,8 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
         }
         if (claimed.length === 0) {
           if (running.size > 0) await slotFreed()
+          // Idle only once every outcome is recorded: an event rescheduled meanwhile may already be due.
+          else if (recording.size > 0) await Promise.allSettled(recording)
           else await clock.sleep(pollIntervalMs, signal)
           continue
         }

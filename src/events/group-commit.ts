@@ -16,8 +16,9 @@ import type { CommitObserver } from './store.js'
  */
 export type WriteMode = 'durable' | 'prompt' | 'lazy'
 
-export class GroupCommit<Tx> {
-  private queue: Array<Pending<Tx>> = []
+/** `Op` is what one write is to the store: a function of a transaction's client, or a message to a writer thread. */
+export class GroupCommit<Op> {
+  private queue: Array<Pending<Op>> = []
   private scheduled = false
   private lazyTimer: NodeJS.Timeout | undefined
   private inFlight = 0
@@ -28,14 +29,14 @@ export class GroupCommit<Tx> {
    * @param maxInFlight transactions that may run at once; later writes wait and join one batch.
    */
   constructor (
-    private readonly runBatch: (ops: Array<(tx: Tx) => unknown>, durable: boolean) => Promise<unknown[]>,
+    private readonly runBatch: (ops: Op[], durable: boolean) => Promise<unknown[]>,
     private readonly maxInFlight: number,
     private readonly onCommit?: CommitObserver,
     private readonly lazyMs = 5
   ) {}
 
   /** Queues one write; resolves with its result after its transaction commits. */
-  write<T> (op: (tx: Tx) => T | Promise<T>, mode: WriteMode = 'durable'): Promise<T> {
+  write<T> (op: Op, mode: WriteMode = 'durable'): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, mode, resolve: resolve as (v: unknown) => void, reject })
       this.schedule(mode === 'lazy')
@@ -91,8 +92,8 @@ export class GroupCommit<Tx> {
   }
 }
 
-interface Pending<Tx> {
-  op: (tx: Tx) => unknown
+interface Pending<Op> {
+  op: Op
   mode: WriteMode
   resolve: (value: unknown) => void
   reject: (err: unknown) => void

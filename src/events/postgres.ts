@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
-import { GroupCommit } from './group-commit.js'
+import { GroupCommit, type WriteMode } from './group-commit.js'
 import { attemptParams, byDue, checkObjectKeys, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
@@ -126,12 +126,12 @@ const SWEEP_UNLOCK = "SELECT pg_advisory_unlock(hashtext('oss_callback_reconcile
 export class PostgresEventStore implements EventStore {
   readonly dialect = 'postgres' as const
   private readonly now: () => number
-  private readonly commit: GroupCommit<Client>
+  private readonly commit: GroupCommit<(client: Client) => Promise<unknown>>
   private closed = false
 
   constructor (private readonly pool: pg.Pool, options: PostgresStoreOptions) {
     this.now = options.now ?? Date.now
-    this.commit = new GroupCommit<Client>(async (ops, durable) => {
+    this.commit = new GroupCommit<(client: Client) => Promise<unknown>>(async (ops, durable) => {
       const client = await this.pool.connect()
       try {
         await client.query('BEGIN')
@@ -149,8 +149,12 @@ export class PostgresEventStore implements EventStore {
     }, options.writers ?? 4, options.onCommit)
   }
 
+  private write<T> (op: (client: Client) => Promise<T>, mode?: WriteMode): Promise<T> {
+    return this.commit.write<T>(op, mode)
+  }
+
   append (event: NewEvent): Promise<AppendResult> {
-    return this.commit.write(async (c) => {
+    return this.write(async (c) => {
       const now = this.now()
       const inserted = (await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
         event.firstAttemptAt ?? now, now, now, now])).rows[0] as Row | undefined
@@ -165,7 +169,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
-    return this.commit.write(async (c) => {
+    return this.write(async (c) => {
       const now = this.now()
       const { rows } = await c.query(Q.claim, [owner, now + leaseMs, now, now, limit])
       return (rows as Row[]).map(toEvent).sort(byDue)
@@ -173,7 +177,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
-    return this.commit.write(async (c) => {
+    return this.write(async (c) => {
       const row = (await c.query(Q.finish, [state, attempt === null ? 0 : 1, attempt?.error ?? null, answer?.status ?? null, answer?.body ?? null, this.now(), id])).rows[0] as Row | undefined
       if (row === undefined) return false
       if (attempt !== null) await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
@@ -182,7 +186,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
-    return this.commit.write(async (c) => {
+    return this.write(async (c) => {
       const row = (await c.query(Q.reschedule, [nextAttemptAt, attempt.error, answer?.status ?? null, answer?.body ?? null, this.now(), id])).rows[0] as Row | undefined
       if (row === undefined) return false
       await c.query(Q.insertAttempt, attemptParams(id, Number(row.attempts), attempt))
@@ -191,7 +195,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
-    return this.commit.write(async (c) => {
+    return this.write(async (c) => {
       const now = this.now()
       if ('ids' in target) {
         let n = 0
@@ -262,15 +266,15 @@ export class PostgresEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, 'lazy')
+    return this.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, 'lazy')
+    return this.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   async probe (): Promise<void> {
-    await this.commit.write(async (c) => { await c.query(Q.probeWrite, [PROBE_VALUE]); await c.query(Q.probeErase) })
+    await this.write(async (c) => { await c.query(Q.probeWrite, [PROBE_VALUE]); await c.query(Q.probeErase) })
   }
 
   async close (): Promise<void> {

@@ -1,10 +1,12 @@
 import { closeSync, existsSync, fsync, mkdirSync, openSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
+import { SqliteWriter, type WriterOp, type WriterStatements } from './sqlite-writer.js'
 import { attemptParams, byDue, checkObjectKeys, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
@@ -41,7 +43,29 @@ export async function openSqliteStore (path: string, options: StoreOptions = {})
     db.close()
     throw err
   }
-  return new SqliteEventStore(db, file, options)
+  const writer = new SqliteWriter({ driver: createRequire(import.meta.url).resolve('better-sqlite3'), file, sql: WRITER_STATEMENTS })
+  try {
+    await writer.start()
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return new SqliteEventStore(db, writer, file, options)
+}
+
+const WRITER_STATEMENTS: WriterStatements = {
+  insert: SQL.insert,
+  get: SQL.get,
+  claim: SQL.claim(''),
+  finish: SQL.finish,
+  reschedule: SQL.reschedule,
+  insertAttempt: SQL.insertAttempt,
+  redeliverId: SQL.redeliverId,
+  redeliverState: SQL.redeliverState,
+  purge: SQL.purge,
+  expire: SQL.expire,
+  probeWrite: SQL.probeWrite,
+  probeErase: SQL.probeErase
 }
 
 function prepareDatabase (db: Database, file: string, create: boolean): void {
@@ -83,42 +107,43 @@ function prepareDatabase (db: Database, file: string, create: boolean): void {
 export class SqliteEventStore implements EventStore {
   readonly dialect = 'sqlite' as const
   private readonly now: () => number
-  private readonly commit: GroupCommit<Database>
+  private readonly commit: GroupCommit<WriterOp>
   private readonly stmt: ReturnType<typeof prepareStatements>
   private closed = false
   private sweeping = false
   // The write-ahead log stays the same file while this connection is open (SQLite deletes it at the last close).
   private walFd: number | undefined
 
-  constructor (private readonly db: Database, readonly file: string, options: StoreOptions) {
+  /** `db` is this thread's connection, for reads; every write goes to `writer`'s thread. */
+  constructor (private readonly db: Database, private readonly writer: SqliteWriter, readonly file: string, options: StoreOptions) {
     this.now = options.now ?? Date.now
     this.stmt = prepareStatements(db)
-    // synchronous=FULL would fsync the log inside COMMIT, and better-sqlite3 runs on the event loop: every
-    // callback in flight would wait out each fsync. Commits run with NORMAL instead (the log is written,
-    // not flushed), and a durable batch then flushes the log on libuv's thread pool before any of its
-    // callers resolves: the same guarantee as FULL, with the loop free meanwhile. A non-durable batch
-    // (a claim, a delivery outcome) is in the OS's hands at once and on disk with the next flush.
-    db.pragma('synchronous = NORMAL')
+    // synchronous=FULL would fsync the log inside COMMIT and hold the writer for every fsync. Commits run
+    // with NORMAL instead (the log is written, not flushed), and a durable batch then flushes the log on
+    // libuv's thread pool before any of its callers resolves: the same guarantee as FULL, while the
+    // writer already runs the next batch. A non-durable batch (a claim, a delivery outcome) is in the
+    // OS's hands at once and on disk with the next flush.
     const flush = options.fsync ?? promisify(fsync)
-    const run = db.transaction((ops: Array<(tx: Database) => unknown>) => ops.map((op) => op(db)))
-    this.commit = new GroupCommit<Database>(async (ops, durable) => {
-      const results = run.immediate(ops)
+    this.commit = new GroupCommit<WriterOp>(async (ops, durable) => {
+      const results = await this.writer.run(ops)
       if (durable) await flush(this.walFd ??= openSync(`${file}-wal`, 'r'))
       return results
     }, 1, options.onCommit)
   }
 
-  /** The driver's handle, for tests and diagnostics (for example `max_page_count`). */
+  /** This thread's connection (reads only), for tests and diagnostics. */
   get database (): Database { return this.db }
 
-  append (event: NewEvent): Promise<AppendResult> {
-    return this.commit.write(() => {
-      const now = this.now()
-      const inserted = this.stmt.insert.get(event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now) as Row | undefined
-      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
-      return { event: toEvent(this.stmt.get.get(event.id) as Row), created: false }
-    })
+  /** Runs a pragma on the writer's connection, for tests and diagnostics (for example `max_page_count`). */
+  async pragma (source: string, options: { simple?: boolean } = {}): Promise<unknown> {
+    return await this.writer.pragma(source, options.simple)
+  }
+
+  async append (event: NewEvent): Promise<AppendResult> {
+    const now = this.now()
+    const { row, created } = await this.commit.write<{ row: Row, created: boolean }>(
+      ['append', event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope, event.firstAttemptAt ?? now, now])
+    return { event: toEvent(row), created }
   }
 
   async get (id: string): Promise<StoredEvent | null> {
@@ -126,38 +151,24 @@ export class SqliteEventStore implements EventStore {
     return row === undefined ? null : toEvent(row)
   }
 
-  claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
-    return this.commit.write(() => {
-      const now = this.now()
-      const rows = this.stmt.claim.all(owner, now + leaseMs, now, now, limit) as Row[]
-      return rows.map(toEvent).sort(byDue)
-    }, 'prompt')
+  async claimDue (owner: string, limit: number, leaseMs: number): Promise<StoredEvent[]> {
+    const now = this.now()
+    const rows = await this.commit.write<Row[]>(['claim', owner, now + leaseMs, now, limit], 'prompt')
+    return rows.map(toEvent).sort(byDue)
   }
 
   finish (id: string, state: FinalState, attempt: AttemptRecord | null, answer?: RecordedAnswer): Promise<boolean> {
-    return this.commit.write(() => {
-      const row = this.stmt.finish.get(state, attempt === null ? 0 : 1, attempt?.error ?? null, answer?.status ?? null, answer?.body ?? null, this.now(), id) as Row | undefined
-      if (row === undefined) return false
-      if (attempt !== null) this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
-      return true
-    }, attempt === null ? 'durable' : 'lazy')
+    return this.commit.write(['finish', state, attempt === null ? 0 : 1, attempt?.error ?? null, answer?.status ?? null, answer?.body ?? null, this.now(), id,
+      attempt === null ? null : attemptRow(id, attempt)], attempt === null ? 'durable' : 'lazy')
   }
 
   reschedule (id: string, attempt: AttemptRecord, nextAttemptAt: number, answer?: RecordedAnswer): Promise<boolean> {
-    return this.commit.write(() => {
-      const row = this.stmt.reschedule.get(nextAttemptAt, attempt.error, answer?.status ?? null, answer?.body ?? null, this.now(), id) as Row | undefined
-      if (row === undefined) return false
-      this.stmt.insertAttempt.run(...attemptParams(id, Number(row.attempts), attempt))
-      return true
-    }, 'lazy')
+    return this.commit.write(['reschedule', nextAttemptAt, attempt.error, answer?.status ?? null, answer?.body ?? null, this.now(), id, attemptRow(id, attempt)], 'lazy')
   }
 
   redeliver (target: RedeliverTarget): Promise<number> {
-    return this.commit.write(() => {
-      const now = this.now()
-      if ('ids' in target) return target.ids.reduce((n, id) => n + this.stmt.redeliverId.run(now, now, now, id).changes, 0)
-      return this.stmt.redeliverState.run(now, now, now, target.state, target.since ?? 0).changes
-    })
+    const now = this.now()
+    return this.commit.write('ids' in target ? ['redeliverIds', now, [...target.ids]] : ['redeliverState', now, target.state, target.since ?? 0])
   }
 
   async list (query: ListQuery = {}): Promise<ListPage> {
@@ -210,21 +221,22 @@ export class SqliteEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.purge.run(state, before, batchSize).changes, 'lazy')
+    return this.commit.write(['purge', state, before, batchSize], 'lazy')
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.commit.write(() => this.stmt.expire.run(before, batchSize).changes, 'lazy')
+    return this.commit.write(['expire', before, batchSize], 'lazy')
   }
 
   async probe (): Promise<void> {
-    await this.commit.write(() => { this.stmt.probeWrite.run(PROBE_VALUE); this.stmt.probeErase.run() })
+    await this.commit.write(['probe', PROBE_VALUE])
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     await this.commit.drain()
+    await this.writer.close()
     if (this.walFd !== undefined) closeSync(this.walFd)
     this.db.close()
   }
@@ -238,24 +250,19 @@ export class SqliteEventStore implements EventStore {
   }
 }
 
+/** An attempt row's parameters without its number, which the writer reads from the event's row. */
+function attemptRow (id: string, attempt: AttemptRecord): unknown[] {
+  const [eventId, , ...rest] = attemptParams(id, 0, attempt)
+  return [eventId, ...rest]
+}
+
 function prepareStatements (db: Database) {
   return {
-    insert: db.prepare(SQL.insert),
     get: db.prepare(SQL.get),
-    claim: db.prepare(SQL.claim('')),
-    finish: db.prepare(SQL.finish),
-    reschedule: db.prepare(SQL.reschedule),
-    insertAttempt: db.prepare(SQL.insertAttempt),
-    redeliverId: db.prepare(SQL.redeliverId),
-    redeliverState: db.prepare(SQL.redeliverState),
     attempts: db.prepare(SQL.attempts),
     byObject: db.prepare(SQL.byObject),
     withoutObject: db.prepare(SQL.withoutObject),
     countByState: db.prepare(SQL.countByState),
-    oldestPending: db.prepare(SQL.oldestPending),
-    purge: db.prepare(SQL.purge),
-    expire: db.prepare(SQL.expire),
-    probeWrite: db.prepare(SQL.probeWrite),
-    probeErase: db.prepare(SQL.probeErase)
+    oldestPending: db.prepare(SQL.oldestPending)
   }
 }

@@ -10,6 +10,7 @@ import { openSqliteStore } from '../../src/events/sqlite.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { useEventStores } from '../helpers/event-stores.js'
+import { runCli } from '../helpers/process.js'
 
 const fixture = useEventStores('oss-cb-events-')
 const { dialects } = fixture
@@ -341,8 +342,8 @@ describe('sqlite store', () => {
   it('runs in WAL mode; commits run with synchronous=NORMAL, and the store flushes the log itself', async () => {
     const store = await openSqliteStore(path('pragmas.sqlite'))
     try {
-      expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal')
-      expect(store.database.pragma('synchronous', { simple: true })).toBe(1)
+      expect(await store.pragma('journal_mode', { simple: true })).toBe('wal')
+      expect(await store.pragma('synchronous', { simple: true })).toBe(1)
     } finally { await store.close() }
   })
 
@@ -351,8 +352,8 @@ describe('sqlite store', () => {
     const store = await openSqliteStore(path('full.sqlite'), { onCommit: (c) => { commits.push(c) } })
     try {
       await store.append(newEvent(0))
-      const pages = store.database.pragma('page_count', { simple: true }) as number
-      store.database.pragma(`max_page_count = ${pages}`)
+      const pages = await store.pragma('page_count', { simple: true }) as number
+      await store.pragma(`max_page_count = ${pages}`)
       const big = 'x'.repeat(64 * 1024)
       const results = await Promise.allSettled([1, 2, 3].map((n) => store.append(newEvent(n, { envelope: JSON.stringify({ big, n }) }))))
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected'])
@@ -360,7 +361,7 @@ describe('sqlite store', () => {
       expect(commits.at(-1)?.error?.message).toMatch(/full/)
       // /readyz reads the probe: it fails while the store is full.
       await expect(store.probe()).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED' })
-      store.database.pragma('max_page_count = 1000000')
+      await store.pragma('max_page_count = 1000000')
       await expect(store.probe()).resolves.toBeUndefined()
       const again = await Promise.all([1, 2, 3].map((n) => store.append(newEvent(n, { envelope: JSON.stringify({ big, n }) }))))
       expect(again.map((r) => r.created)).toEqual([true, true, true])
@@ -458,6 +459,22 @@ describe('sqlite store', () => {
     expect(err).toMatchObject({ code: 'OSS_CB_ERR_STORE_UNUSABLE' })
     expect(err.message.startsWith(`Event store unusable: ${file} is corrupt`)).toBe(true)
     expect(err.message).not.toContain('\n')
+  })
+
+  it('a store nobody closed does not keep its process alive: the writer thread holds it only while a write is out', async () => {
+    const file = path('unclosed.sqlite')
+    const script = `import { openSqliteStore } from './dist/events/sqlite.js'
+      const store = await openSqliteStore(${JSON.stringify(file)})
+      const { created } = await store.append({ id: 'evt_unclosed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
+      console.log('appended', created)`
+    const child = runCli(['--input-type=module', '-e', script], {}, { raw: true })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+    const code = await child.exited
+    clearTimeout(timer)
+    expect(code, child.stderr()).toBe(0)
+    expect(child.stdout()).toBe('appended true\n')
+    const store = await openSqliteStore(file)
+    try { expect((await store.get('evt_unclosed'))?.state).toBe('pending') } finally { await store.close() }
   })
 
   it('refuses an SQLite database of another application', async () => {

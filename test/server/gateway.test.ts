@@ -243,9 +243,9 @@ describe('durable gateway (SQLite)', () => {
   it('a full store: the callback gets 503 OSS_CB_ERR_STORE_FAILED (nothing delivered, no 200) and /readyz 503; it recovers when space returns', async () => {
     upstream.behave(answerJson('{"ok":1}'))
     const gw = await startGateway()
-    const db = gw.store().database
-    const pages = db.pragma('page_count', { simple: true }) as number
-    db.pragma(`max_page_count = ${pages}`)
+    const store = gw.store()
+    const pages = await store.pragma('page_count', { simple: true }) as number
+    await store.pragma(`max_page_count = ${pages}`)
     // Events that cannot fit in the store's pages: every commit fails.
     const big = `${BODY}&x:pad=${'p'.repeat(40_000)}`
     const res = await sendCallback(gw.base, 'FULL', big)
@@ -254,7 +254,7 @@ describe('durable gateway (SQLite)', () => {
     expect((await fetch(`${gw.base}/readyz`)).status).toBe(503)
     const deliveredBefore = upstream.received.length
     expect(upstream.received.some((r) => r.body.toString().includes('FULL'))).toBe(false)
-    db.pragma('max_page_count = 1073741823')
+    await store.pragma('max_page_count = 1073741823')
     expect((await fetch(`${gw.base}/readyz`)).status).toBe(200)
     const after = await sendCallback(gw.base, 'FULL', big)
     expect(after.status).toBe(200)
@@ -328,8 +328,8 @@ describe('durable gateway (SQLite)', () => {
       upstream.behave(answerJson('{"ok":1}'))
       const gw = await startGateway(ticketEnv())
       const issued = await issue(gw.base)
-      const db = gw.store().database
-      db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`)
+      const store = gw.store()
+      await store.pragma(`max_page_count = ${await store.pragma('page_count', { simple: true }) as number}`)
       // Fill the store's last pages with events of its own, until not even a small one fits.
       for (let i = 0; i < 1000; i++) {
         const ok = await gw.store().append({ id: `evt_fill${i}`, type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: 'f'.repeat(1000), firstAttemptAt: clock.now() + 3_600_000 }).then(() => true, () => false)
@@ -338,7 +338,7 @@ describe('durable gateway (SQLite)', () => {
       const full = await sendTicketed(gw.base, issued, 'R1')
       expect(full.status, full.text).toBe(503)
       expect(full.json().code).toBe('OSS_CB_ERR_STORE_FAILED')
-      db.pragma('max_page_count = 1073741823')
+      await store.pragma('max_page_count = 1073741823')
       const res = await sendTicketed(gw.base, issued, 'R2')
       expect(res.status, res.text).toBe(200)
       expect(upstream.received).toHaveLength(1)

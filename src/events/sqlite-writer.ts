@@ -1,0 +1,195 @@
+import type { MessagePort } from 'node:worker_threads'
+import { Worker } from 'node:worker_threads'
+import type BetterSqlite3 from 'better-sqlite3'
+import { storeUnusable } from '../errors.js'
+import { firstLine } from './driver.js'
+
+/**
+ * The SQLite store's one writer, on a worker thread. better-sqlite3 is synchronous: on the event
+ * loop, every statement, index update, log write and checkpoint of the log would hold up every
+ * callback in flight. Here the loop only posts a batch and gets its rows back.
+ *
+ * A batch is a list of operations by name (`WriterOps`) run in one IMMEDIATE transaction; the
+ * reply carries their results in order, or the transaction's error. Reads stay on the store's
+ * own connection, which sees every committed batch (WAL).
+ */
+export interface WriterOps {
+  append: [id: string, type: string, bucket: string | null, objectKey: string | null, etag: string | null, envelope: string, firstAttemptAt: number, now: number]
+  claim: [owner: string, leaseUntil: number, now: number, limit: number]
+  finish: [state: string, counted: number, error: string | null, status: number | null, body: Uint8Array | null, now: number, id: string, attempt: unknown[] | null]
+  reschedule: [nextAttemptAt: number, error: string | null, status: number | null, body: Uint8Array | null, now: number, id: string, attempt: unknown[]]
+  redeliverIds: [now: number, ids: string[]]
+  redeliverState: [now: number, state: string, since: number]
+  purge: [state: string, before: number, limit: number]
+  expire: [before: number, limit: number]
+  probe: [value: string]
+}
+
+export type WriterOp = { [K in keyof WriterOps]: [K, ...WriterOps[K]] }[keyof WriterOps]
+
+/** The statements the writer prepares, by name (SQL text from sql.ts). */
+export type WriterStatements = Record<'insert' | 'get' | 'claim' | 'finish' | 'reschedule' | 'insertAttempt' | 'redeliverId' | 'redeliverState' | 'purge' | 'expire' | 'probeWrite' | 'probeErase', string>
+
+type Reply = { id: number, results: unknown[] } | { id: number, error: { message: string, code?: string } } | { ready: true } | { failed: string }
+
+/**
+ * The worker's whole program. It is started from this function's source text (`eval`), so it
+ * must not use anything from outside its body: it runs alike from dist/ and from the TypeScript
+ * sources under test.
+ */
+function writerProgram (): void {
+  // Neither `require` nor `import` is certain in eval'd code (it is ESM under --input-type=module).
+  const { parentPort, workerData } = process.getBuiltinModule('node:worker_threads')
+  const { driver, file, sql } = workerData as { driver: string, file: string, sql: WriterStatements }
+  const port = parentPort as MessagePort
+  type Row = Record<string, unknown>
+  let db: BetterSqlite3.Database
+  try {
+    const Database = process.getBuiltinModule('node:module').createRequire(driver)(driver) as typeof BetterSqlite3
+    db = new Database(file, { fileMustExist: true })
+    db.pragma('journal_mode = WAL')
+    db.pragma('foreign_keys = ON')
+    db.pragma('busy_timeout = 5000')
+    // The store's connection on the event loop flushes the log after a durable batch (see sqlite.ts).
+    db.pragma('synchronous = NORMAL')
+  } catch (err) {
+    port.postMessage({ failed: String((err as Error).message ?? err) })
+    return
+  }
+  const s = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, db.prepare(text)])) as Record<keyof WriterStatements, BetterSqlite3.Statement>
+  const ops: { [K in keyof WriterOps]: (...args: WriterOps[K]) => unknown } = {
+    append (id, type, bucket, objectKey, etag, envelope, firstAttemptAt, now) {
+      const row = s.insert.get(id, type, bucket, objectKey, etag, envelope, firstAttemptAt, now, now, now) as Row | undefined
+      return row !== undefined ? { row, created: true } : { row: s.get.get(id), created: false }
+    },
+    claim: (owner, leaseUntil, now, limit) => s.claim.all(owner, leaseUntil, now, now, limit),
+    finish (state, counted, error, status, body, now, id, attempt) {
+      const row = s.finish.get(state, counted, error, status, body, now, id) as Row | undefined
+      if (row === undefined) return false
+      if (attempt !== null) s.insertAttempt.run(attempt[0], row.attempts, ...attempt.slice(1))
+      return true
+    },
+    reschedule (nextAttemptAt, error, status, body, now, id, attempt) {
+      const row = s.reschedule.get(nextAttemptAt, error, status, body, now, id) as Row | undefined
+      if (row === undefined) return false
+      s.insertAttempt.run(attempt[0], row.attempts, ...attempt.slice(1))
+      return true
+    },
+    redeliverIds: (now, ids) => ids.reduce((n, id) => n + s.redeliverId.run(now, now, now, id).changes, 0),
+    redeliverState: (now, state, since) => s.redeliverState.run(now, now, now, state, since).changes,
+    purge: (state, before, limit) => s.purge.run(state, before, limit).changes,
+    expire: (before, limit) => s.expire.run(before, limit).changes,
+    probe (value) { s.probeWrite.run(value); s.probeErase.run() }
+  }
+  const run = db.transaction((batch: Array<[keyof WriterOps, ...unknown[]]>) =>
+    batch.map(([name, ...args]) => (ops[name] as (...a: unknown[]) => unknown)(...args)))
+  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, pragma?: string, simple?: boolean } | 'close') => {
+    if (m === 'close') {
+      db.close()
+      port.close()
+      return
+    }
+    try {
+      const results = m.ops !== undefined ? run.immediate(m.ops) : [db.pragma(m.pragma ?? '', { simple: m.simple ?? false })]
+      port.postMessage({ id: m.id, results })
+    } catch (err) {
+      port.postMessage({ id: m.id, error: { message: String((err as Error).message ?? err), code: (err as { code?: string }).code } })
+    }
+  })
+  port.postMessage({ ready: true })
+}
+
+interface InFlight { resolve: (results: unknown[]) => void, reject: (err: Error) => void }
+
+/** The main thread's handle on the writer. A writer that died is started again for the next batch. */
+export class SqliteWriter {
+  private worker: Worker | undefined
+  private starting: Promise<Worker> | undefined
+  private nextId = 0
+  private readonly inFlight = new Map<number, InFlight>()
+  private closed = false
+
+  constructor (private readonly data: { driver: string, file: string, sql: WriterStatements }) {}
+
+  /** Starts the worker; rejects with `OSS_CB_ERR_STORE_UNUSABLE` (one line) when it cannot open the file. */
+  async start (): Promise<void> {
+    await this.ensure()
+  }
+
+  /** Runs `ops` in one transaction; resolves with their results in order. */
+  async run (ops: WriterOp[]): Promise<unknown[]> {
+    return await this.send({ ops })
+  }
+
+  /** Runs a pragma on the writer's connection (tests and diagnostics: `max_page_count`). */
+  async pragma (source: string, simple = false): Promise<unknown> {
+    return (await this.send({ pragma: source, simple }))[0]
+  }
+
+  /** Stops the thread as a crash would (tests): what is in flight fails, and the next batch starts a new writer. */
+  async terminate (): Promise<void> {
+    await this.worker?.terminate()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    const worker = this.worker ?? await this.starting?.catch(() => undefined)
+    if (worker === undefined) return
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    worker.ref()
+    worker.postMessage('close')
+    await exited
+  }
+
+  private async send (message: { ops?: WriterOp[], pragma?: string, simple?: boolean }): Promise<unknown[]> {
+    if (this.closed) throw new Error('the event store is closed')
+    const worker = await this.ensure()
+    const id = this.nextId++
+    return await new Promise<unknown[]>((resolve, reject) => {
+      this.inFlight.set(id, { resolve, reject })
+      // Held open only while a batch is out, so a store nobody closed never keeps a process alive.
+      if (this.inFlight.size === 1) worker.ref()
+      worker.postMessage({ id, ...message })
+    })
+  }
+
+  private ensure (): Promise<Worker> {
+    if (this.worker !== undefined) return Promise.resolve(this.worker)
+    this.starting ??= this.spawn().finally(() => { this.starting = undefined })
+    return this.starting
+  }
+
+  private spawn (): Promise<Worker> {
+    return new Promise<Worker>((resolve, reject) => {
+      const worker = new Worker(`(${writerProgram.toString()})()`, { eval: true, workerData: this.data })
+      let ready = false
+      worker.on('message', (m: Reply) => {
+        if ('ready' in m) {
+          ready = true
+          this.worker = worker
+          worker.unref()
+          resolve(worker)
+          return
+        }
+        if ('failed' in m) {
+          reject(storeUnusable(`cannot open ${this.data.file}: ${firstLine(m.failed)}`))
+          return
+        }
+        const waiting = this.inFlight.get(m.id)
+        if (waiting === undefined) return
+        this.inFlight.delete(m.id)
+        if (this.inFlight.size === 0) worker.unref()
+        if ('results' in m) waiting.resolve(m.results)
+        else waiting.reject(Object.assign(new Error(m.error.message), { code: m.error.code }))
+      })
+      const gone = (err: Error): void => {
+        if (this.worker === worker) this.worker = undefined
+        if (!ready) reject(storeUnusable(`cannot open ${this.data.file}: ${firstLine(err)}`))
+        for (const waiting of this.inFlight.values()) waiting.reject(err)
+        this.inFlight.clear()
+      }
+      worker.on('error', gone)
+      worker.on('exit', (code) => { gone(new Error(`the event store's writer thread exited (code ${code})`)) })
+    })
+  }
+}
