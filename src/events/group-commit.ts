@@ -69,13 +69,14 @@ export class GroupCommit<Op> {
     this.queue = []
     this.inFlight++
     const started = performance.now()
+    const durable = batch.some((p) => p.mode === 'durable')
     try {
-      const results = await this.runBatch(batch.map((p) => p.op), batch.some((p) => p.mode === 'durable'))
-      this.onCommit?.({ writes: batch.length, seconds: (performance.now() - started) / 1000 })
+      const results = await this.runBatch(batch.map((p) => p.op), durable)
+      this.onCommit?.({ writes: batch.length, durable, seconds: (performance.now() - started) / 1000 })
       batch.forEach((p, i) => p.resolve(results[i]))
     } catch (cause) {
       const error = cause instanceof Error ? cause : new Error(String(cause))
-      this.onCommit?.({ writes: batch.length, seconds: (performance.now() - started) / 1000, error })
+      this.onCommit?.({ writes: batch.length, durable, seconds: (performance.now() - started) / 1000, error })
       for (const p of batch) p.reject(ossError('STORE_FAILED', 'event store write failed', cause))
     } finally {
       this.inFlight--

@@ -50,7 +50,9 @@ function writerProgram (): void {
     db.pragma('journal_mode = WAL')
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 5000')
-    // The store's connection on the event loop flushes the log after a durable batch (see sqlite.ts).
+    // synchronous=FULL would fsync the log inside every COMMIT. With NORMAL the log is written, not flushed,
+    // and a durable batch is flushed below before it is answered: FULL's guarantee where it is needed. A
+    // batch of claims or delivery outcomes only is in the OS's hands at once and on disk with the next flush.
     db.pragma('synchronous = NORMAL')
   } catch (err) {
     port.postMessage({ failed: String((err as Error).message ?? err) })
@@ -83,14 +85,19 @@ function writerProgram (): void {
   }
   const run = db.transaction((batch: Array<[keyof WriterOps, ...unknown[]]>) =>
     batch.map(([name, ...args]) => (ops[name] as (...a: unknown[]) => unknown)(...args)))
-  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, pragma?: string, simple?: boolean } | 'close') => {
+  const fs = process.getBuiltinModule('node:fs')
+  let walFd: number | undefined
+  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, durable?: boolean, pragma?: string, simple?: boolean } | 'close') => {
     if (m === 'close') {
+      if (walFd !== undefined) fs.closeSync(walFd)
       db.close()
       port.close()
       return
     }
     try {
       const results = m.ops !== undefined ? run.immediate(m.ops) : [db.pragma(m.pragma ?? '', { simple: m.simple ?? false })]
+      // The log stays the same file while a connection is open (SQLite deletes it at the last close).
+      if (m.durable === true) fs.fsyncSync(walFd ??= fs.openSync(`${file}-wal`, 'r'))
       port.postMessage({ id: m.id, results })
     } catch (err) {
       port.postMessage({ id: m.id, error: { message: String((err as Error).message ?? err), code: (err as { code?: string }).code } })
@@ -116,9 +123,9 @@ export class SqliteWriter {
     await this.ensure()
   }
 
-  /** Runs `ops` in one transaction; resolves with their results in order. */
-  async run (ops: WriterOp[]): Promise<unknown[]> {
-    return await this.send({ ops })
+  /** Runs `ops` in one transaction; resolves with their results in order, once on disk when `durable`. */
+  async run (ops: WriterOp[], durable = false): Promise<unknown[]> {
+    return await this.send({ ops, durable })
   }
 
   /** Runs a pragma on the writer's connection (tests and diagnostics: `max_page_count`). */
@@ -141,7 +148,7 @@ export class SqliteWriter {
     await exited
   }
 
-  private async send (message: { ops?: WriterOp[], pragma?: string, simple?: boolean }): Promise<unknown[]> {
+  private async send (message: { ops?: WriterOp[], durable?: boolean, pragma?: string, simple?: boolean }): Promise<unknown[]> {
     if (this.closed) throw new Error('the event store is closed')
     const worker = await this.ensure()
     const id = this.nextId++

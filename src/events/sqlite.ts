@@ -1,6 +1,5 @@
-import { closeSync, existsSync, fsync, mkdirSync, openSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { promisify } from 'node:util'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { ossError, storeUnusable } from '../errors.js'
@@ -111,24 +110,15 @@ export class SqliteEventStore implements EventStore {
   private readonly stmt: ReturnType<typeof prepareStatements>
   private closed = false
   private sweeping = false
-  // The write-ahead log stays the same file while this connection is open (SQLite deletes it at the last close).
-  private walFd: number | undefined
 
   /** `db` is this thread's connection, for reads; every write goes to `writer`'s thread. */
   constructor (private readonly db: Database, private readonly writer: SqliteWriter, readonly file: string, options: StoreOptions) {
     this.now = options.now ?? Date.now
     this.stmt = prepareStatements(db)
-    // synchronous=FULL would fsync the log inside COMMIT and hold the writer for every fsync. Commits run
-    // with NORMAL instead (the log is written, not flushed), and a durable batch then flushes the log on
-    // libuv's thread pool before any of its callers resolves: the same guarantee as FULL, while the
-    // writer already runs the next batch. A non-durable batch (a claim, a delivery outcome) is in the
-    // OS's hands at once and on disk with the next flush.
-    const flush = options.fsync ?? promisify(fsync)
-    this.commit = new GroupCommit<WriterOp>(async (ops, durable) => {
-      const results = await this.writer.run(ops)
-      if (durable) await flush(this.walFd ??= openSync(`${file}-wal`, 'r'))
-      return results
-    }, 1, options.onCommit)
+    // A durable batch is on disk before its callers resolve: the writer fsyncs the write-ahead log after
+    // the commit (see sqlite-writer.ts). Two batches may be out at once, so the next one is with the
+    // writer while this one's fsync runs.
+    this.commit = new GroupCommit<WriterOp>(async (ops, durable) => await this.writer.run(ops, durable), 2, options.onCommit)
   }
 
   /** This thread's connection (reads only), for tests and diagnostics. */
@@ -237,7 +227,6 @@ export class SqliteEventStore implements EventStore {
     this.closed = true
     await this.commit.drain()
     await this.writer.close()
-    if (this.walFd !== undefined) closeSync(this.walFd)
     this.db.close()
   }
 

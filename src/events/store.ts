@@ -153,7 +153,7 @@ export interface AppendResult {
 }
 
 /** Called after each group-commit transaction, for metrics and tests. Must not throw. */
-export type CommitObserver = (info: { writes: number, seconds: number, error?: Error }) => void
+export type CommitObserver = (info: { writes: number, durable: boolean, seconds: number, error?: Error }) => void
 
 /** The durable event log. Every method may reject with `OSS_CB_ERR_STORE_FAILED`. */
 export interface EventStore {
@@ -281,6 +281,4 @@ export interface StoreOptions {
   onCommit?: CommitObserver
   /** Create the store (file or tables) when missing. False for the `events` CLI. Default: true. */
   create?: boolean
-  /** SQLite: flushes the write-ahead log's file descriptor to disk (tests observe it). Default: `fs.fsync`. */
-  fsync?: (fd: number) => Promise<void>
 }

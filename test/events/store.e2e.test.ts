@@ -1,6 +1,5 @@
-import { existsSync, fstatSync, fsync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadDriver } from '../../src/events/driver.js'
@@ -369,49 +368,28 @@ describe('sqlite store', () => {
     } finally { await store.close() }
   })
 
-  it('a durable batch resolves only after the write-ahead log is flushed off the event loop; a batch of delivery outcomes only, without a flush', async () => {
+  it('a batch that holds a callback is durable (the writer flushes the log before it answers); a batch of delivery outcomes only is not', async () => {
     const file = path('modes.sqlite')
-    let flushes = 0
-    let batchWrites = 0
-    let gate: Promise<void> | undefined
-    const realFsync = promisify(fsync)
-    const store = await openSqliteStore(file, {
-      onCommit: (c) => { batchWrites = c.writes },
-      fsync: async (fd) => {
-        // The descriptor flushed is the log's.
-        expect(fstatSync(fd).ino).toBe(statSync(`${file}-wal`).ino)
-        flushes++
-        await gate
-        await realFsync(fd)
-      }
-    })
+    const batches: Array<{ writes: number, durable: boolean }> = []
+    const store = await openSqliteStore(file, { onCommit: (c) => { batches.push({ writes: c.writes, durable: c.durable }) } })
     try {
-      let open = (): void => {}
-      gate = new Promise((resolve) => { open = resolve })
-      let resolved = false
-      const appending = store.append(newEvent(1)).then((r) => { resolved = true; return r })
-      while (flushes === 0) await new Promise((resolve) => setImmediate(resolve))
-      // Committed, not yet flushed: the caller waits, and the loop is free meanwhile.
-      expect(store.database.prepare('SELECT COUNT(*) AS n FROM oss_callback_events').get()).toEqual({ n: 1 })
-      await new Promise((resolve) => setTimeout(resolve, 20))
-      expect(resolved).toBe(false)
-      open()
-      const a = (await appending).event
-      expect(flushes).toBe(1)
-
-      // A delivery outcome alone: no flush.
+      const a = (await store.append(newEvent(1))).event
+      expect(batches).toEqual([{ writes: 1, durable: true }])
+      // A delivery outcome alone: not flushed.
       await store.finish(a.id, 'delivered', attempt(0, 'delivered', 200))
-      expect(flushes).toBe(1)
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: false })
       // An outcome batched with an append: flushed, as the append needs.
       const b = (await store.append(newEvent(2))).event
-      expect(flushes).toBe(2)
       await Promise.all([store.finish(b.id, 'delivered', attempt(0, 'delivered', 200)), store.append(newEvent(3))])
-      expect(batchWrites).toBe(2)
-      expect(flushes).toBe(3)
-      // A final state set by hand (the events CLI) is durable too.
+      expect(batches.at(-1)).toEqual({ writes: 2, durable: true })
+      // A claim is prompt, not durable; a final state set by hand (the events CLI) is durable.
+      await store.claimDue('owner', 10, 30_000)
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: false })
       const three = (await store.get(eventId({ path: '/cb', query: '', body: Buffer.from('body 3'), requestId: 'req-3' })))?.id ?? ''
       await store.finish(three, 'rejected', null)
-      expect(flushes).toBe(4)
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: true })
+      // The reader on this thread sees what the writer committed.
+      expect(store.database.prepare("SELECT COUNT(*) AS n FROM oss_callback_events WHERE state = 'delivered'").get()).toEqual({ n: 2 })
     } finally { await store.close() }
   })
 
