@@ -1,4 +1,5 @@
 import { ossError } from '../errors.js'
+import { atTurnEnd } from '../turn.js'
 import type { CommitObserver } from './store.js'
 
 /**
@@ -59,8 +60,8 @@ export class GroupCommit<Op> {
     if (this.lazyTimer !== undefined) { clearTimeout(this.lazyTimer); this.lazyTimer = undefined }
     if (this.scheduled) return
     this.scheduled = true
-    // setImmediate, not a microtask: the batch collects the writes of every callback handled in this turn.
-    setImmediate(() => { this.scheduled = false; void this.flush() })
+    // At the turn's end, not in a microtask: the batch collects the writes of every callback handled in this turn.
+    atTurnEnd(() => { this.scheduled = false; void this.flush() })
   }
 
   private async flush (): Promise<void> {

@@ -87,13 +87,14 @@ function writerProgram (): void {
     batch.map(([name, ...args]) => (ops[name] as (...a: unknown[]) => unknown)(...args)))
   const fs = process.getBuiltinModule('node:fs')
   let walFd: number | undefined
-  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, durable?: boolean, pragma?: string, simple?: boolean } | 'close') => {
+  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, durable?: boolean, pragma?: string, simple?: boolean, crash?: boolean } | 'close') => {
     if (m === 'close') {
       if (walFd !== undefined) fs.closeSync(walFd)
       db.close()
       port.close()
       return
     }
+    if (m.crash === true) process.exit(70)
     try {
       const results = m.ops !== undefined ? run.immediate(m.ops) : [db.pragma(m.pragma ?? '', { simple: m.simple ?? false })]
       // The log stays the same file while a connection is open (SQLite deletes it at the last close).
@@ -115,6 +116,7 @@ export class SqliteWriter {
   private nextId = 0
   private readonly inFlight = new Map<number, InFlight>()
   private closed = false
+  private crashNext = false
 
   constructor (private readonly data: { driver: string, file: string, sql: WriterStatements }) {}
 
@@ -133,9 +135,13 @@ export class SqliteWriter {
     return (await this.send({ pragma: source, simple }))[0]
   }
 
-  /** Stops the thread as a crash would (tests): what is in flight fails, and the next batch starts a new writer. */
-  async terminate (): Promise<void> {
-    await this.worker?.terminate()
+  /**
+   * Makes the thread exit when the next batch reaches it, as a crash would (tests): that batch fails, and
+   * the one after starts a new writer. (Not `worker.terminate()`: a thread stopped inside a statement takes
+   * the whole process down with it in better-sqlite3.)
+   */
+  crashAtNextBatch (): void {
+    this.crashNext = true
   }
 
   async close (): Promise<void> {
@@ -156,7 +162,8 @@ export class SqliteWriter {
       this.inFlight.set(id, { resolve, reject })
       // Held open only while a batch is out, so a store nobody closed never keeps a process alive.
       if (this.inFlight.size === 1) worker.ref()
-      worker.postMessage({ id, ...message })
+      worker.postMessage({ id, ...message, crash: this.crashNext })
+      this.crashNext = false
     })
   }
 

@@ -7,6 +7,7 @@ import { BUCKET_NAME } from '../protocol/post-policy.js'
 import { MAX_SIGNATURE_B64_CHARS } from '../protocol/signature.js'
 import { buildStringToSign, splitRequestTarget, type SignedTarget } from '../protocol/string-to-sign.js'
 import { selectSignatureVerifier, type SignatureVerifier, type VerifierName } from './signature-verifier.js'
+import { atTurnEnd } from '../turn.js'
 
 /** What the verifier needs of an HTTP request; any framework can supply it. */
 export interface CallbackRequest {
@@ -72,7 +73,7 @@ export interface CallbackVerifierOptions {
   nativeSignatureVerifier?: SignatureVerifier
   /**
    * Run the verifications that arrive in one event-loop turn together, in one pass
-   * after the turn's reads (`setImmediate`), instead of one by one between them.
+   * after the turn's reads (at the turn's end, see turn.ts), instead of one by one between them.
    * Adds no wait beyond the current turn; under load it raises verified callbacks per
    * second markedly (bench/RESULTS.md). Default: true.
    */
@@ -205,7 +206,7 @@ export function createCallbackVerifier (options: CallbackVerifierOptions = {}): 
   // TLB) it cost about four times its cost in a loop. Every callback of a turn awaits the same
   // promise, so their verifications run back to back, warm, and the replies leave together.
   let turnEnd: Promise<void> | undefined
-  const endTurn = (resolve: () => void): void => { setImmediate(() => { turnEnd = undefined; resolve() }) }
+  const endTurn = (resolve: () => void): void => { atTurnEnd(() => { turnEnd = undefined; resolve() }) }
   async function verifyInBatch (request: CallbackRequest, verifyOptions?: VerifyOptions): Promise<VerifiedCallback> {
     await (turnEnd ??= new Promise(endTurn))
     return await verifyNow(request, verifyOptions)

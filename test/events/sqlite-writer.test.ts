@@ -41,8 +41,8 @@ describe('the SQLite store\'s writer thread', () => {
     try {
       await store.append(event(1))
       const writer = (store as unknown as { writer: SqliteWriter }).writer
+      writer.crashAtNextBatch()
       const inFlight = store.append(event(2))
-      await writer.terminate()
       await expect(inFlight).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED', statusCode: 503 })
       expect((await store.append(event(3))).created).toBe(true)
       // A resent callback of the lost write is a new event: nothing of it was committed.
