@@ -243,6 +243,8 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
   const stopping = new AbortController()
   const running = new Set<object>()
   const recording = new Set<Promise<unknown>>()
+  // The background attempts among them (attemptNow's are the callbacks').
+  const launched = new Set<Promise<unknown>>()
   const buffer: StoredEvent[] = []
   let slotWaiter: (() => void) | undefined
   let loop: Promise<void> | undefined
@@ -256,8 +258,9 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
     running.add(slot)
     const free = (): void => { if (running.delete(slot)) wake() }
     // No answer is recorded: OSS got its answer when the callback came.
-    const p = attempt(event, timeoutMs, undefined, () => undefined, true, free).catch(report).finally(() => { free(); recording.delete(p) })
+    const p = attempt(event, timeoutMs, undefined, () => undefined, true, free).catch(report).finally(() => { free(); recording.delete(p); launched.delete(p) })
     recording.add(p)
+    launched.add(p)
   }
 
   async function run (): Promise<void> {
@@ -278,8 +281,9 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
         }
         if (claimed.length === 0) {
           if (running.size > 0) await slotFreed()
-          // Idle only once every outcome is recorded: an event rescheduled meanwhile may already be due.
-          else if (recording.size > 0) await Promise.allSettled(recording)
+          // Idle only once its own outcomes are recorded (no slot is taken, so the app has answered them all):
+          // an event rescheduled meanwhile may already be due.
+          else if (launched.size > 0) await Promise.allSettled(launched)
           else await clock.sleep(pollIntervalMs, signal)
           continue
         }

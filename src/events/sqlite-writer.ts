@@ -30,7 +30,7 @@ export type WriterOp = { [K in keyof WriterOps]: [K, ...WriterOps[K]] }[keyof Wr
 /** The statements the writer prepares, by name (SQL text from sql.ts). */
 export type WriterStatements = Record<'insert' | 'get' | 'claim' | 'finish' | 'reschedule' | 'insertAttempt' | 'redeliverId' | 'redeliverState' | 'purge' | 'expire' | 'probeWrite' | 'probeErase', string>
 
-type Reply = { id: number, results: unknown[] } | { id: number, error: { message: string, code?: string } } | { ready: true } | { failed: string }
+type Reply = { id: number, results: unknown[], flushed: boolean } | { id: number, error: { message: string, code?: string } } | { ready: true } | { failed: string }
 
 /**
  * The worker's whole program. It is started from this function's source text (`eval`), so it
@@ -94,12 +94,19 @@ function writerProgram (): void {
       port.close()
       return
     }
-    if (m.crash === true) process.exit(70)
+    if (m.crash === true) {
+      if (walFd !== undefined) fs.closeSync(walFd)
+      process.exit(70)
+    }
     try {
       const results = m.ops !== undefined ? run.immediate(m.ops) : [db.pragma(m.pragma ?? '', { simple: m.simple ?? false })]
       // The log stays the same file while a connection is open (SQLite deletes it at the last close).
-      if (m.durable === true) fs.fsyncSync(walFd ??= fs.openSync(`${file}-wal`, 'r'))
-      port.postMessage({ id: m.id, results })
+      let flushed = false
+      if (m.durable === true) {
+        fs.fsyncSync(walFd ??= fs.openSync(`${file}-wal`, 'r'))
+        flushed = true
+      }
+      port.postMessage({ id: m.id, results, flushed })
     } catch (err) {
       port.postMessage({ id: m.id, error: { message: String((err as Error).message ?? err), code: (err as { code?: string }).code } })
     }
@@ -109,14 +116,17 @@ function writerProgram (): void {
 
 interface InFlight { resolve: (results: unknown[]) => void, reject: (err: Error) => void }
 
+/** One writer thread and the batches it has not answered yet. */
+interface Thread { worker: Worker, inFlight: Map<number, InFlight> }
+
 /** The main thread's handle on the writer. A writer that died is started again for the next batch. */
 export class SqliteWriter {
-  private worker: Worker | undefined
-  private starting: Promise<Worker> | undefined
+  private thread: Thread | undefined
+  private starting: Promise<Thread> | undefined
   private nextId = 0
-  private readonly inFlight = new Map<number, InFlight>()
   private closed = false
   private crashNext = false
+  private flushCount = 0
 
   constructor (private readonly data: { driver: string, file: string, sql: WriterStatements }) {}
 
@@ -135,6 +145,9 @@ export class SqliteWriter {
     return (await this.send({ pragma: source, simple }))[0]
   }
 
+  /** How many times a writer flushed the log to disk (tests and diagnostics). */
+  get flushes (): number { return this.flushCount }
+
   /**
    * Makes the thread exit when the next batch reaches it, as a crash would (tests): that batch fails, and
    * the one after starts a new writer. (Not `worker.terminate()`: a thread stopped inside a statement takes
@@ -146,61 +159,76 @@ export class SqliteWriter {
 
   async close (): Promise<void> {
     this.closed = true
-    const worker = this.worker ?? await this.starting?.catch(() => undefined)
-    if (worker === undefined) return
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
-    worker.ref()
-    worker.postMessage('close')
+    const thread = this.thread ?? await this.starting?.catch(() => undefined)
+    if (thread === undefined) return
+    const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()))
+    thread.worker.ref()
+    thread.worker.postMessage('close')
     await exited
   }
 
   private async send (message: { ops?: WriterOp[], durable?: boolean, pragma?: string, simple?: boolean }): Promise<unknown[]> {
     if (this.closed) throw new Error('the event store is closed')
-    const worker = await this.ensure()
+    const { worker, inFlight } = await this.ensure()
     const id = this.nextId++
     return await new Promise<unknown[]>((resolve, reject) => {
-      this.inFlight.set(id, { resolve, reject })
-      // Held open only while a batch is out, so a store nobody closed never keeps a process alive.
-      if (this.inFlight.size === 1) worker.ref()
-      worker.postMessage({ id, ...message, crash: this.crashNext })
+      try {
+        worker.postMessage({ id, ...message, crash: this.crashNext })
+      } catch (err) {
+        reject(err as Error)
+        return
+      }
       this.crashNext = false
+      inFlight.set(id, { resolve, reject })
+      // Held open only while a batch is out, so a store nobody closed never keeps a process alive.
+      if (inFlight.size === 1) worker.ref()
     })
   }
 
-  private ensure (): Promise<Worker> {
-    if (this.worker !== undefined) return Promise.resolve(this.worker)
+  private ensure (): Promise<Thread> {
+    if (this.thread !== undefined) return Promise.resolve(this.thread)
     this.starting ??= this.spawn().finally(() => { this.starting = undefined })
     return this.starting
   }
 
-  private spawn (): Promise<Worker> {
-    return new Promise<Worker>((resolve, reject) => {
+  private spawn (): Promise<Thread> {
+    return new Promise<Thread>((resolve, reject) => {
       const worker = new Worker(`(${writerProgram.toString()})()`, { eval: true, workerData: this.data })
+      const thread: Thread = { worker, inFlight: new Map() }
       let ready = false
       worker.on('message', (m: Reply) => {
         if ('ready' in m) {
           ready = true
-          this.worker = worker
+          this.thread = thread
           worker.unref()
-          resolve(worker)
+          resolve(thread)
           return
         }
         if ('failed' in m) {
           reject(storeUnusable(`cannot open ${this.data.file}: ${firstLine(m.failed)}`))
           return
         }
-        const waiting = this.inFlight.get(m.id)
+        const waiting = thread.inFlight.get(m.id)
         if (waiting === undefined) return
-        this.inFlight.delete(m.id)
-        if (this.inFlight.size === 0) worker.unref()
-        if ('results' in m) waiting.resolve(m.results)
-        else waiting.reject(Object.assign(new Error(m.error.message), { code: m.error.code }))
+        thread.inFlight.delete(m.id)
+        if (thread.inFlight.size === 0) worker.unref()
+        if ('results' in m) {
+          if (m.flushed) this.flushCount++
+          waiting.resolve(m.results)
+        } else {
+          waiting.reject(Object.assign(new Error(m.error.message), { code: m.error.code }))
+        }
       })
+      // 'error' (an exception on the thread) comes before its 'exit': the first of them ends this writer, and
+      // only this one: its batches fail, and a writer started meanwhile is left alone.
+      let ended = false
       const gone = (err: Error): void => {
-        if (this.worker === worker) this.worker = undefined
+        if (ended) return
+        ended = true
+        if (this.thread === thread) this.thread = undefined
         if (!ready) reject(storeUnusable(`cannot open ${this.data.file}: ${firstLine(err)}`))
-        for (const waiting of this.inFlight.values()) waiting.reject(err)
-        this.inFlight.clear()
+        for (const waiting of thread.inFlight.values()) waiting.reject(err)
+        thread.inFlight.clear()
       }
       worker.on('error', gone)
       worker.on('exit', (code) => { gone(new Error(`the event store's writer thread exited (code ${code})`)) })

@@ -46,11 +46,12 @@ afterEach(async () => {
   await store?.close()
 })
 
-function newEvent (n: number): NewEvent {
+function newEvent (n: number, over: Partial<NewEvent> = {}): NewEvent {
   return {
     id: eventId({ path: '/cb', query: '', body: Buffer.from(`object=${n}`), requestId: `r${n}` }),
     type: 'oss.callback.verified', bucket: 'b', objectKey: `k/${n}`, etag: null,
-    envelope: JSON.stringify({ type: 'oss.callback.verified', data: { n } })
+    envelope: JSON.stringify({ type: 'oss.callback.verified', data: { n } }),
+    ...over
   }
 }
 
@@ -208,6 +209,21 @@ describe('background delivery', () => {
     clock.advance(1000)
     expect(await clock.nextSleep()).toBe(1000)
     expect(await store.get(event.id)).toMatchObject({ state: 'delivered', attempts: 6 })
+  })
+
+  it('a callback\'s attempt in flight does not hold the background loop: it still sleeps and claims on its interval', async () => {
+    const app = holdingApp()
+    const worker = await setup(app.behaviour)
+    // As the gateway appends it: not due for the background until the callback is over.
+    const { event } = await store.append(newEvent(1, { firstAttemptAt: clock.now() + 60_000 }))
+    const inFlight = worker.attemptNow(event, { timeLeftMs: 3000 })
+    await app.arrived(1)
+    worker.start()
+    expect(await clock.nextSleep()).toBe(1000)
+    clock.advance(1000)
+    expect(await clock.nextSleep()).toBe(1000)
+    app.release()
+    expect(await inFlight).toMatchObject({ outcome: 'delivered', state: 'delivered' })
   })
 
   it('runs at most `concurrency` attempts at once, oldest first', async () => {

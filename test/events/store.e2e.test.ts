@@ -6,6 +6,7 @@ import { loadDriver } from '../../src/events/driver.js'
 import { openEventStore } from '../../src/events/open.js'
 import { deleteExpiredEvents } from '../../src/events/retention.js'
 import { openSqliteStore } from '../../src/events/sqlite.js'
+import type { SqliteWriter } from '../../src/events/sqlite-writer.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { useEventStores } from '../helpers/event-stores.js'
@@ -370,24 +371,26 @@ describe('sqlite store', () => {
 
   it('a batch that holds a callback is durable (the writer flushes the log before it answers); a batch of delivery outcomes only is not', async () => {
     const file = path('modes.sqlite')
-    const batches: Array<{ writes: number, durable: boolean }> = []
-    const store = await openSqliteStore(file, { onCommit: (c) => { batches.push({ writes: c.writes, durable: c.durable }) } })
+    const batches: Array<{ writes: number, durable: boolean, flushes: number }> = []
+    const store = await openSqliteStore(file, { onCommit: (c) => { batches.push({ writes: c.writes, durable: c.durable, flushes: writer.flushes }) } })
+    // The writer counts the fsyncs it made of the log, each before it answered its batch.
+    const writer = (store as unknown as { writer: SqliteWriter }).writer
     try {
       const a = (await store.append(newEvent(1))).event
-      expect(batches).toEqual([{ writes: 1, durable: true }])
+      expect(batches).toEqual([{ writes: 1, durable: true, flushes: 1 }])
       // A delivery outcome alone: not flushed.
       await store.finish(a.id, 'delivered', attempt(0, 'delivered', 200))
-      expect(batches.at(-1)).toEqual({ writes: 1, durable: false })
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: false, flushes: 1 })
       // An outcome batched with an append: flushed, as the append needs.
       const b = (await store.append(newEvent(2))).event
       await Promise.all([store.finish(b.id, 'delivered', attempt(0, 'delivered', 200)), store.append(newEvent(3))])
-      expect(batches.at(-1)).toEqual({ writes: 2, durable: true })
+      expect(batches.at(-1)).toEqual({ writes: 2, durable: true, flushes: 3 })
       // A claim is prompt, not durable; a final state set by hand (the events CLI) is durable.
       await store.claimDue('owner', 10, 30_000)
-      expect(batches.at(-1)).toEqual({ writes: 1, durable: false })
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: false, flushes: 3 })
       const three = (await store.get(eventId({ path: '/cb', query: '', body: Buffer.from('body 3'), requestId: 'req-3' })))?.id ?? ''
       await store.finish(three, 'rejected', null)
-      expect(batches.at(-1)).toEqual({ writes: 1, durable: true })
+      expect(batches.at(-1)).toEqual({ writes: 1, durable: true, flushes: 4 })
       // The reader on this thread sees what the writer committed.
       expect(store.database.prepare("SELECT COUNT(*) AS n FROM oss_callback_events WHERE state = 'delivered'").get()).toEqual({ n: 2 })
     } finally { await store.close() }
