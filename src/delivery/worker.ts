@@ -265,6 +265,8 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
 
   async function run (): Promise<void> {
     const signal = stopping.signal
+    // The next claim, made while the buffer ran low, so that a backlog's slots never wait for a claim.
+    let ahead: Promise<StoredEvent[]> | undefined
     while (!signal.aborted) {
       const limit = backoff.open ? 1 : concurrency
       if (running.size >= limit) { await slotFreed(); continue }
@@ -273,11 +275,13 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
       if (buffer.length === 0) {
         let claimed: StoredEvent[]
         try {
-          claimed = await store.claimDue(owner, backoff.open ? 1 : claimBatch, leaseMs)
+          claimed = await (ahead ?? store.claimDue(owner, backoff.open ? 1 : claimBatch, leaseMs))
         } catch (err) {
           report(err)
           await clock.sleep(pollIntervalMs, signal)
           continue
+        } finally {
+          ahead = undefined
         }
         if (claimed.length === 0) {
           if (running.size > 0) await slotFreed()
@@ -293,6 +297,11 @@ export function createDeliveryWorker (options: DeliveryWorkerOptions): DeliveryW
       // Too little lease left to finish: leave it, it comes due again when the lease ends.
       if (event.leaseExpiresAt !== null && clock.now() + timeoutMs > event.leaseExpiresAt) continue
       launch(event)
+      if (ahead === undefined && !backoff.open && buffer.length > 0 && buffer.length <= concurrency) {
+        ahead = store.claimDue(owner, claimBatch, leaseMs)
+        // Its failure is reported where it is awaited.
+        ahead.catch(() => {})
+      }
     }
   }
 

@@ -211,6 +211,26 @@ describe('background delivery', () => {
     expect(await store.get(event.id)).toMatchObject({ state: 'delivered', attempts: 6 })
   })
 
+  it('with a backlog, claims the next batch while the last of this one is still out, so no slot waits for a claim', async () => {
+    const app = holdingApp()
+    const worker = await setup(app.behaviour, { concurrency: 2, claimBatch: 4 })
+    for (let n = 0; n < 8; n++) { await store.append(newEvent(n)); clock.advance(1) }
+    const claims: number[] = []
+    const claimDue = store.claimDue.bind(store)
+    store.claimDue = async (...args) => { const events = await claimDue(...args); claims.push(events.length); return events }
+    worker.start()
+    await app.arrived(2)
+    // Two out, two left in the buffer: the next four are already claimed.
+    while (claims.length < 2) await new Promise((resolve) => setImmediate(resolve))
+    expect(claims).toEqual([4, 4])
+    expect(app.held()).toBe(2)
+    upstream.behave(ok)
+    app.release()
+    expect(await clock.nextSleep()).toBe(1000)
+    expect((await store.stats()).counts).toMatchObject({ pending: 0, delivered: 8 })
+    expect(upstream.received).toHaveLength(8)
+  })
+
   it('a callback\'s attempt in flight does not hold the background loop: it still sleeps and claims on its interval', async () => {
     const app = holdingApp()
     const worker = await setup(app.behaviour)
