@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit, type WriteMode } from './group-commit.js'
-import { attemptParams, byDue, checkObjectKeys, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
+import { appendedEvent, attemptParams, byDue, checkObjectKeys, encodeCursor, EVENTS, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
   ObjectEventRef, RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
@@ -157,8 +157,8 @@ export class PostgresEventStore implements EventStore {
     return this.write(async (c) => {
       const now = this.now()
       const inserted = (await c.query(Q.insert, [event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope,
-        event.firstAttemptAt ?? now, now, now, now])).rows[0] as Row | undefined
-      if (inserted !== undefined) return { event: toEvent(inserted), created: true }
+        event.firstAttemptAt ?? now, now, now, now])).rowCount === 1
+      if (inserted) return { event: appendedEvent(event, now), created: true }
       return { event: toEvent((await c.query(Q.get, [event.id])).rows[0] as Row), created: false }
     })
   }

@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors.js'
-import type { AttemptRecord, EventState, EventSummary, EventType, ListQuery, ObjectEventRef, RecordedAnswer, StoredAttempt, StoredEvent } from './store.js'
+import type { AttemptRecord, EventState, EventSummary, EventType, ListQuery, NewEvent, ObjectEventRef, RecordedAnswer, StoredAttempt, StoredEvent } from './store.js'
 
 /**
  * The schema and the queries both stores share. Written once with `?` placeholders; the
@@ -70,7 +70,7 @@ export const SQL = {
   readVersion: `SELECT value FROM ${META} WHERE name = 'schema_version'`,
   setVersion: `INSERT INTO ${META} (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
   insert: `INSERT INTO ${EVENTS} (id, type, bucket, object_key, etag, envelope, state, attempts, next_attempt_at, retry_since, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING *`,
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id`,
   get: `SELECT * FROM ${EVENTS} WHERE id = ?`,
   // A claim writes only unindexed lease columns; the due scan steps over the few leased rows
   // at its head (those in flight), and an expired lease makes its event due again.
@@ -162,6 +162,27 @@ export function toSummary (r: Row): EventSummary {
     lastError: strOrNull(r.last_error),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at)
+  }
+}
+
+/**
+ * The event that {@link SQL.insert} stores for `event` at `now`, built here rather than read back:
+ * a callback's append would otherwise carry its envelope to the database and back again.
+ */
+export function appendedEvent (event: NewEvent, now: number): StoredEvent {
+  const { firstAttemptAt, ...fields } = event
+  return {
+    ...fields,
+    state: 'pending',
+    attempts: 0,
+    nextAttemptAt: firstAttemptAt ?? now,
+    retrySince: now,
+    leaseOwner: null,
+    leaseExpiresAt: null,
+    answer: null,
+    lastError: null,
+    createdAt: now,
+    updatedAt: now
   }
 }
 

@@ -60,9 +60,9 @@ function writerProgram (): void {
   }
   const s = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, db.prepare(text)])) as Record<keyof WriterStatements, BetterSqlite3.Statement>
   const ops: { [K in keyof WriterOps]: (...args: WriterOps[K]) => unknown } = {
+    // null when it stored a new row (the caller knows what it holds), else the row already there.
     append (id, type, bucket, objectKey, etag, envelope, firstAttemptAt, now) {
-      const row = s.insert.get(id, type, bucket, objectKey, etag, envelope, firstAttemptAt, now, now, now) as Row | undefined
-      return row !== undefined ? { row, created: true } : { row: s.get.get(id), created: false }
+      return s.insert.run(id, type, bucket, objectKey, etag, envelope, firstAttemptAt, now, now, now).changes === 1 ? null : s.get.get(id)
     },
     claim: (owner, leaseUntil, now, limit) => s.claim.all(owner, leaseUntil, now, now, limit),
     finish (state, counted, error, status, body, now, id, attempt) {

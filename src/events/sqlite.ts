@@ -6,7 +6,7 @@ import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
 import { SqliteWriter, type WriterOp, type WriterStatements } from './sqlite-writer.js'
-import { attemptParams, byDue, checkObjectKeys, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
+import { appendedEvent, attemptParams, byDue, checkObjectKeys, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
   AppendResult, AttemptRecord, EventState, EventStats, EventStore, FinalState, ListPage, ListQuery, NewEvent,
   ObjectEventRef, RecordedAnswer, RedeliverTarget, StoreOptions, StoredAttempt, StoredEvent
@@ -131,9 +131,9 @@ export class SqliteEventStore implements EventStore {
 
   async append (event: NewEvent): Promise<AppendResult> {
     const now = this.now()
-    const { row, created } = await this.commit.write<{ row: Row, created: boolean }>(
+    const row = await this.commit.write<Row | null>(
       ['append', event.id, event.type, event.bucket, event.objectKey, event.etag, event.envelope, event.firstAttemptAt ?? now, now])
-    return { event: toEvent(row), created }
+    return row === null ? { event: appendedEvent(event, now), created: true } : { event: toEvent(row), created: false }
   }
 
   async get (id: string): Promise<StoredEvent | null> {

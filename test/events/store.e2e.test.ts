@@ -68,6 +68,10 @@ describe.each(Object.keys(dialects) as Array<keyof typeof dialects>)('%s store',
     const first = await store.append(newEvent(1))
     expect(first.created).toBe(true)
     expect(first.event).toMatchObject({ state: 'pending', attempts: 0, nextAttemptAt: clock.now(), retrySince: clock.now(), answer: null, leaseOwner: null, bucket: 'bucket', objectKey: 'uploads/1.jpg', etag: '"etag1"' })
+    // The appended event is built, not read back: it must be the row as stored.
+    expect(first.event).toStrictEqual(await store.get(first.event.id))
+    const later = await store.append(newEvent(3, { firstAttemptAt: clock.now() + 5000, bucket: null, objectKey: null, etag: null }))
+    expect(later.event).toStrictEqual(await store.get(later.event.id))
     await store.finish(first.event.id, 'delivered', attempt(clock.now(), 'delivered', 200), { status: 200, body: Buffer.from('{"ok":1}') })
     clock.advance(1000)
     const again = await store.append(newEvent(1, { envelope: '{"other":true}' }))
