@@ -266,11 +266,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   purge (state: EventState, before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.write(async (c) => (await c.query(Q.purge, [state, before, batchSize])).rowCount ?? 0, 'lazy')
+    return this.write(async (c) => (await c.query(Q.purge, [state, before, before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   deleteExpired (before: number, batchSize = DEFAULT_BATCH): Promise<number> {
-    return this.write(async (c) => (await c.query(Q.expire, [before, batchSize])).rowCount ?? 0, 'lazy')
+    return this.write(async (c) => (await c.query(Q.expire, [before, before, batchSize])).rowCount ?? 0, 'lazy')
   }
 
   async probe (): Promise<void> {

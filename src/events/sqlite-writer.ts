@@ -79,8 +79,8 @@ function writerProgram (): void {
     },
     redeliverIds: (now, ids) => ids.reduce((n, id) => n + s.redeliverId.run(now, now, now, id).changes, 0),
     redeliverState: (now, state, since) => s.redeliverState.run(now, now, now, state, since).changes,
-    purge: (state, before, limit) => s.purge.run(state, before, limit).changes,
-    expire: (before, limit) => s.expire.run(before, limit).changes,
+    purge: (state, before, limit) => s.purge.run(state, before, before, limit).changes,
+    expire: (before, limit) => s.expire.run(before, before, limit).changes,
     probe (value) { s.probeWrite.run(value); s.probeErase.run() }
   }
   const run = db.transaction((batch: Array<[keyof WriterOps, ...unknown[]]>) =>

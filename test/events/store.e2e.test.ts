@@ -7,6 +7,7 @@ import { openEventStore } from '../../src/events/open.js'
 import { deleteExpiredEvents } from '../../src/events/retention.js'
 import { openSqliteStore } from '../../src/events/sqlite.js'
 import type { SqliteWriter } from '../../src/events/sqlite-writer.js'
+import { metaTable, migrations, SQL } from '../../src/events/sql.js'
 import { eventId, type AttemptRecord, type EventStore, type NewEvent } from '../../src/events/store.js'
 import { fakeClock, type FakeClock } from '../helpers/clock.js'
 import { useEventStores } from '../helpers/event-stores.js'
@@ -199,14 +200,22 @@ describe.each(Object.keys(dialects) as Array<keyof typeof dialects>)('%s store',
     }
     const fresh = (await store.append(newEvent(99))).event
     await store.finish(fresh.id, 'delivered', null)
-    clock.advance(7 * 86_400_000)
+    // Created with the others but delivered 3 days later, after retries: kept 7 days from its delivery.
+    const late = (await store.append(newEvent(98))).event
+    clock.advance(3 * 86_400_000)
+    await store.finish(late.id, 'delivered', attempt(clock.now(), 'delivered', 200))
+    clock.advance(4 * 86_400_000)
     const recent = (await store.append(newEvent(100))).event
     await store.finish(recent.id, 'delivered', null)
     const before = clock.now() - 7 * 86_400_000 + 1
     const batches = []
     for (let n = -1; n !== 0;) { n = await store.deleteExpired(before, 3); batches.push(n) }
     expect(batches).toEqual([3, 3, 2, 0])
-    expect((await store.stats()).counts).toEqual({ pending: 0, delivered: 1, rejected: 0, dead: 2 })
+    expect((await store.stats()).counts).toEqual({ pending: 0, delivered: 2, rejected: 0, dead: 2 })
+    expect((await store.get(late.id))?.state).toBe('delivered')
+    clock.advance(3 * 86_400_000)
+    expect(await store.deleteExpired(clock.now() - 7 * 86_400_000 + 1)).toBe(1)
+    expect(await store.get(late.id)).toBeNull()
     expect(await store.purge('dead', clock.now() + 1, 1)).toBe(1)
     expect(await store.purge('dead', clock.now() + 1, 1)).toBe(1)
     expect((await store.stats()).counts.dead).toBe(0)
@@ -280,7 +289,7 @@ describe('postgres store', () => {
     await client.end()
     const err = await refusal(openEventStore(url))
     expect(err).toMatchObject({ code: 'OSS_CB_ERR_STORE_UNUSABLE' })
-    expect(err.message).toMatch(/schema version 99, newer than this oss-callback's 1/)
+    expect(err.message).toMatch(/schema version 99, newer than this oss-callback's 2/)
     expect(err.message).not.toContain('\n')
   })
 
@@ -471,12 +480,41 @@ describe('sqlite store', () => {
     await expect(openEventStore(`sqlite:${file}`)).rejects.toThrow(`${file} is an SQLite database of something else, not an oss-callback event store`)
   })
 
+  it('upgrades a version 1 store in place: its events are kept, and claims and sweeps read the new indexes', async () => {
+    const file = path('v1.sqlite')
+    const Database = (await import('better-sqlite3')).default
+    const db = new Database(file)
+    db.exec(metaTable())
+    for (const sql of migrations('sqlite')[0] ?? []) db.exec(sql)
+    db.prepare(SQL.setVersion).run('1')
+    db.prepare(SQL.insert).run('evt_v1', 'oss.callback.verified', 'bucket', 'uploads/v1.jpg', null, '{}', 1000, 1000, 1000, 1000)
+    db.close()
+    const store = await openSqliteStore(file, { now: () => 2000 })
+    try {
+      expect(store.database.prepare(SQL.readVersion).get()).toEqual({ value: '2' })
+      const plan = (sql: string, ...params: unknown[]): string =>
+        (store.database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ')
+      // A claim walks the pending events' index in due order; it never sorts the log.
+      expect(plan(SQL.claim(''), 'w', 1, 1, 1, 1)).toMatch(/USING INDEX oss_callback_events_due \(state=\? AND next_attempt_at<\?\)/)
+      expect(plan(SQL.claim(''), 'w', 1, 1, 1, 1)).not.toContain('TEMP B-TREE')
+      expect(plan(SQL.expire, 1, 1, 1)).toContain('USING INDEX oss_callback_events_state_created (state=? AND created_at<?)')
+      expect(plan(SQL.purge, 'dead', 1, 1, 1)).toContain('USING INDEX oss_callback_events_state_created (state=? AND created_at<?)')
+      const [claimed] = await store.claimDue('w1', 10, 30_000)
+      expect(claimed).toMatchObject({ id: 'evt_v1', objectKey: 'uploads/v1.jpg', leaseOwner: 'w1' })
+      expect(await store.finish('evt_v1', 'delivered', null)).toBe(true)
+      expect(await store.claimDue('w1', 10, 30_000)).toEqual([])
+      expect(await store.deleteExpired(2001)).toBe(1)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('refuses a store from a newer schema version, in one line', async () => {
     const file = path('newer.sqlite')
     const store = await openSqliteStore(file)
-    store.database.prepare("UPDATE oss_callback_meta SET value = '2' WHERE name = 'schema_version'").run()
+    store.database.prepare("UPDATE oss_callback_meta SET value = '3' WHERE name = 'schema_version'").run()
     await store.close()
-    await expect(openEventStore(`sqlite:${file}`)).rejects.toThrow(`${file} has event store schema version 2, newer than this oss-callback's 1: upgrade oss-callback`)
+    await expect(openEventStore(`sqlite:${file}`)).rejects.toThrow(`${file} has event store schema version 3, newer than this oss-callback's 2: upgrade oss-callback`)
   })
 
   it('create: false never creates a store: a missing file is refused and stays missing', async () => {
