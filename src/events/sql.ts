@@ -180,12 +180,16 @@ export function toSummary (r: Row): EventSummary {
  * a callback's append would otherwise carry its envelope to the database and back again.
  */
 export function appendedEvent (event: NewEvent, now: number): StoredEvent {
-  const { firstAttemptAt, ...fields } = event
   return {
-    ...fields,
+    id: event.id,
+    type: event.type,
+    bucket: event.bucket,
+    objectKey: event.objectKey,
+    etag: event.etag,
+    envelope: event.envelope,
     state: 'pending',
     attempts: 0,
-    nextAttemptAt: firstAttemptAt ?? now,
+    nextAttemptAt: event.firstAttemptAt ?? now,
     retrySince: now,
     leaseOwner: null,
     leaseExpiresAt: null,

@@ -54,6 +54,9 @@ function writerProgram (): void {
     // and a durable batch is flushed below before it is answered: FULL's guarantee where it is needed. A
     // batch of claims or delivery outcomes only is in the OS's hands at once and on disk with the next flush.
     db.pragma('synchronous = NORMAL')
+    // Checkpoints run on their own thread (sqlite-checkpointer.ts); this one only when the log has grown
+    // this far (16 MB of pages) regardless, which also lets the log start over even under constant writes.
+    db.pragma('wal_autocheckpoint = 4000')
   } catch (err) {
     port.postMessage({ failed: String((err as Error).message ?? err) })
     return

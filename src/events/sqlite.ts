@@ -5,6 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { ossError, storeUnusable } from '../errors.js'
 import { firstLine, loadDriver } from './driver.js'
 import { GroupCommit } from './group-commit.js'
+import { SqliteCheckpointer } from './sqlite-checkpointer.js'
 import { SqliteWriter, type WriterOp, type WriterStatements } from './sqlite-writer.js'
 import { appendedEvent, attemptParams, byDue, checkObjectKeys, encodeCursor, listQuery, META, metaTable, migrations, PROBE_VALUE, SCHEMA_VERSION, SQL, toAttempt, toEvent, toObjectRef, toSummary } from './sql.js'
 import type {
@@ -17,6 +18,7 @@ type Database = BetterSqlite3.Database
 type Row = Record<string, unknown>
 
 const DEFAULT_BATCH = 500
+const CHECKPOINT_INTERVAL_MS = 50
 
 /**
  * Opens (and, unless `create` is false, creates) the SQLite event store at `path`: WAL, and a durable
@@ -42,14 +44,15 @@ export async function openSqliteStore (path: string, options: StoreOptions = {})
     db.close()
     throw err
   }
-  const writer = new SqliteWriter({ driver: createRequire(import.meta.url).resolve('better-sqlite3'), file, sql: WRITER_STATEMENTS })
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3')
+  const writer = new SqliteWriter({ driver, file, sql: WRITER_STATEMENTS })
   try {
     await writer.start()
   } catch (err) {
     db.close()
     throw err
   }
-  return new SqliteEventStore(db, writer, file, options)
+  return new SqliteEventStore(db, writer, new SqliteCheckpointer({ driver, file, intervalMs: CHECKPOINT_INTERVAL_MS }), file, options)
 }
 
 const WRITER_STATEMENTS: WriterStatements = {
@@ -112,7 +115,8 @@ export class SqliteEventStore implements EventStore {
   private sweeping = false
 
   /** `db` is this thread's connection, for reads; every write goes to `writer`'s thread. */
-  constructor (private readonly db: Database, private readonly writer: SqliteWriter, readonly file: string, options: StoreOptions) {
+  constructor (private readonly db: Database, private readonly writer: SqliteWriter, private readonly checkpointer: SqliteCheckpointer,
+    readonly file: string, options: StoreOptions) {
     this.now = options.now ?? Date.now
     this.stmt = prepareStatements(db)
     // A durable batch is on disk before its callers resolve: the writer fsyncs the write-ahead log after
@@ -226,6 +230,7 @@ export class SqliteEventStore implements EventStore {
     if (this.closed) return
     this.closed = true
     await this.commit.drain()
+    await this.checkpointer.close()
     await this.writer.close()
     this.db.close()
   }

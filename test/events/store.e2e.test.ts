@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -357,6 +357,21 @@ describe('sqlite store', () => {
     try {
       expect(await store.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(await store.pragma('synchronous', { simple: true })).toBe(1)
+    } finally { await store.close() }
+  })
+
+  it('checkpoints run on a thread of their own: the log reaches the database file while the writer\'s own checkpoint is far off', async () => {
+    const file = path('checkpoint.sqlite')
+    const store = await openSqliteStore(file)
+    try {
+      // The writer checkpoints by itself only as a backstop, after 4000 pages of log.
+      expect(await store.pragma('wal_autocheckpoint', { simple: true })).toBe(4000)
+      const before = statSync(file).size
+      await Promise.all(Array.from({ length: 200 }, (_, n) => store.append(newEvent(n, { envelope: 'e'.repeat(1000) }))))
+      // About 70 pages of log: only the checkpoint thread copies them into the file meanwhile.
+      const deadline = Date.now() + 5000
+      while (statSync(file).size <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(statSync(file).size).toBeGreaterThan(before + 200 * 1000)
     } finally { await store.close() }
   })
 
