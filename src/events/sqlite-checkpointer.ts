@@ -44,6 +44,8 @@ export class SqliteCheckpointer {
   }
 
   async close (): Promise<void> {
+    // Held open until it is gone, or a process whose last step is this close would exit before it ends.
+    this.worker.ref()
     this.worker.postMessage('close')
     await this.exited
   }

@@ -486,6 +486,21 @@ describe('sqlite store', () => {
     try { expect((await store.get('evt_unclosed'))?.state).toBe('pending') } finally { await store.close() }
   })
 
+  it('regression: closing a store is the last thing a process awaits, and the close still completes (exit 0, not 13)', async () => {
+    const file = path('closed-last.sqlite')
+    const script = `import { openSqliteStore } from './dist/events/sqlite.js'
+      const store = await openSqliteStore(${JSON.stringify(file)})
+      await store.append({ id: 'evt_closed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
+      await store.close()
+      console.log('closed')`
+    const child = runCli(['--input-type=module', '-e', script], {}, { raw: true })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+    const code = await child.exited
+    clearTimeout(timer)
+    expect(code, child.stderr()).toBe(0)
+    expect(child.stdout()).toBe('closed\n')
+  })
+
   it('refuses an SQLite database of another application', async () => {
     const file = path('other-app.sqlite')
     const Database = (await import('better-sqlite3')).default
