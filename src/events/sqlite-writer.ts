@@ -90,17 +90,19 @@ function writerProgram (): void {
     batch.map(([name, ...args]) => (ops[name] as (...a: unknown[]) => unknown)(...args)))
   const fs = process.getBuiltinModule('node:fs')
   let walFd: number | undefined
-  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, durable?: boolean, pragma?: string, simple?: boolean, crash?: boolean } | 'close') => {
+  port.on('message', (m: { id: number, ops?: Array<[keyof WriterOps, ...unknown[]]>, durable?: boolean, pragma?: string, simple?: boolean, crash?: 'exit' | 'throw' } | 'close') => {
     if (m === 'close') {
       if (walFd !== undefined) fs.closeSync(walFd)
       db.close()
       port.close()
       return
     }
-    if (m.crash === true) {
+    if (m.crash === 'exit') {
       if (walFd !== undefined) fs.closeSync(walFd)
       process.exit(70)
     }
+    // Uncaught: the thread reports an 'error', then exits.
+    if (m.crash === 'throw') throw new Error('the writer failed (a test crash)')
     try {
       const results = m.ops !== undefined ? run.immediate(m.ops) : [db.pragma(m.pragma ?? '', { simple: m.simple ?? false })]
       // The log stays the same file while a connection is open (SQLite deletes it at the last close).
@@ -128,7 +130,7 @@ export class SqliteWriter {
   private starting: Promise<Thread> | undefined
   private nextId = 0
   private closed = false
-  private crashNext = false
+  private crashNext: 'exit' | 'throw' | undefined
   private flushCount = 0
 
   constructor (private readonly data: { driver: string, file: string, sql: WriterStatements }) {}
@@ -152,12 +154,13 @@ export class SqliteWriter {
   get flushes (): number { return this.flushCount }
 
   /**
-   * Makes the thread exit when the next batch reaches it, as a crash would (tests): that batch fails, and
-   * the one after starts a new writer. (Not `worker.terminate()`: a thread stopped inside a statement takes
-   * the whole process down with it in better-sqlite3.)
+   * Makes the thread end when the next batch reaches it, as a crash would (tests): by exiting, or by an
+   * uncaught exception (an 'error', then the exit). That batch fails, and the one after starts a new writer.
+   * (Not `worker.terminate()`: a thread stopped inside a statement takes the whole process down with it in
+   * better-sqlite3.)
    */
-  crashAtNextBatch (): void {
-    this.crashNext = true
+  crashAtNextBatch (how: 'exit' | 'throw' = 'exit'): void {
+    this.crashNext = how
   }
 
   async close (): Promise<void> {
@@ -181,7 +184,7 @@ export class SqliteWriter {
         reject(err as Error)
         return
       }
-      this.crashNext = false
+      this.crashNext = undefined
       inFlight.set(id, { resolve, reject })
       // Held open only while a batch is out, so a store nobody closed never keeps a process alive.
       if (inFlight.size === 1) worker.ref()

@@ -36,12 +36,12 @@ describe('the SQLite store\'s writer thread', () => {
     } finally { await store.close() }
   })
 
-  it('a writer that dies fails the writes in flight with STORE_FAILED; the next write starts a new writer and the store goes on', async () => {
-    const store = await openSqliteStore(join(dir, 'crash.sqlite'))
+  it.each(['exit', 'throw'] as const)('a writer that dies (%s) fails the writes in flight with STORE_FAILED; the next write starts a new writer and the store goes on', async (how) => {
+    const store = await openSqliteStore(join(dir, `crash-${how}.sqlite`))
     try {
       await store.append(event(1))
       const writer = (store as unknown as { writer: SqliteWriter }).writer
-      writer.crashAtNextBatch()
+      writer.crashAtNextBatch(how)
       const inFlight = store.append(event(2))
       await expect(inFlight).rejects.toMatchObject({ code: 'OSS_CB_ERR_STORE_FAILED', statusCode: 503 })
       expect((await store.append(event(3))).created).toBe(true)
