@@ -6,6 +6,7 @@ import { signedCallback, testKeyPair } from '../helpers/keys.js'
 import { docCallback } from '../helpers/fixtures.js'
 import { nodeCryptoVerifier, type SignatureVerifier } from '../../src/receiver/signature-verifier.js'
 import type { FetchLike } from '../../src/keys/provider.js'
+import { atTurnEnd } from '../../src/turn.js'
 
 const docRequest: CallbackRequest = {
   url: docCallback.path + docCallback.query,
@@ -193,6 +194,21 @@ describe('verifications in batches', () => {
     seen.length = 0
     await Promise.all([als.run('first', () => v.verify(callback('bucket=1'))), als.run('second', () => v.verify(callback('bucket=2')))])
     expect(seen).toEqual(['first', 'second'])
+  })
+
+  it('what a verified callback writes next (the group commit) leaves at the end of the same turn, not a turn later', async () => {
+    const v = createCallbackVerifier({ keyOrigins: [server.origin] })
+    await v.verify(callback('bucket=warm'))
+    const order: string[] = []
+    const handle = async (name: string): Promise<void> => {
+      await v.verify(callback(`bucket=${name}`))
+      if (name === 'b1') setImmediate(() => order.push('next turn'))
+      await new Promise<void>((resolve) => { atTurnEnd(() => { order.push(`write ${name}`); resolve() }) })
+    }
+    await Promise.all([handle('b1'), handle('b2')])
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // With the batch on a setImmediate of its own, the writes would come after the next turn.
+    expect(order).toEqual(['write b1', 'write b2', 'next turn'])
   })
 
   it('verifies at once with batchVerifications: false', async () => {
