@@ -352,6 +352,18 @@ describe('postgres store', () => {
 describe('sqlite store', () => {
   const path = (name: string): string => join(fixture.dir(), name)
 
+  // A Node process that opens the store at `file` as `store`, runs `body` and ends as it will (killed after 15 s).
+  async function runStoreScript (file: string, body: string): Promise<{ code: number | string, stdout: string, stderr: string }> {
+    const script = `import { openSqliteStore } from './dist/events/sqlite.js'
+      const store = await openSqliteStore(${JSON.stringify(file)})
+      ${body}`
+    const child = runCli(['--input-type=module', '-e', script], {}, { raw: true })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+    const code = await child.exited
+    clearTimeout(timer)
+    return { code, stdout: child.stdout(), stderr: child.stderr() }
+  }
+
   it('runs in WAL mode; commits run with synchronous=NORMAL, and the store flushes the log itself', async () => {
     const store = await openSqliteStore(path('pragmas.sqlite'))
     try {
@@ -472,33 +484,20 @@ describe('sqlite store', () => {
 
   it('a store nobody closed does not keep its process alive: the writer thread holds it only while a write is out', async () => {
     const file = path('unclosed.sqlite')
-    const script = `import { openSqliteStore } from './dist/events/sqlite.js'
-      const store = await openSqliteStore(${JSON.stringify(file)})
-      const { created } = await store.append({ id: 'evt_unclosed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
-      console.log('appended', created)`
-    const child = runCli(['--input-type=module', '-e', script], {}, { raw: true })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
-    const code = await child.exited
-    clearTimeout(timer)
-    expect(code, child.stderr()).toBe(0)
-    expect(child.stdout()).toBe('appended true\n')
+    const child = await runStoreScript(file, `const { created } = await store.append({ id: 'evt_unclosed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
+      console.log('appended', created)`)
+    expect(child.code, child.stderr).toBe(0)
+    expect(child.stdout).toBe('appended true\n')
     const store = await openSqliteStore(file)
     try { expect((await store.get('evt_unclosed'))?.state).toBe('pending') } finally { await store.close() }
   })
 
   it('regression: closing a store is the last thing a process awaits, and the close still completes (exit 0, not 13)', async () => {
-    const file = path('closed-last.sqlite')
-    const script = `import { openSqliteStore } from './dist/events/sqlite.js'
-      const store = await openSqliteStore(${JSON.stringify(file)})
-      await store.append({ id: 'evt_closed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
+    const child = await runStoreScript(path('closed-last.sqlite'), `await store.append({ id: 'evt_closed', type: 'oss.callback.verified', bucket: null, objectKey: null, etag: null, envelope: '{}' })
       await store.close()
-      console.log('closed')`
-    const child = runCli(['--input-type=module', '-e', script], {}, { raw: true })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
-    const code = await child.exited
-    clearTimeout(timer)
-    expect(code, child.stderr()).toBe(0)
-    expect(child.stdout()).toBe('closed\n')
+      console.log('closed')`)
+    expect(child.code, child.stderr).toBe(0)
+    expect(child.stdout).toBe('closed\n')
   })
 
   it('refuses an SQLite database of another application', async () => {
