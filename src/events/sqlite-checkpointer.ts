@@ -30,7 +30,7 @@ function checkpointerProgram (): void {
   })
 }
 
-/** The main thread's handle on the checkpoint thread. It never holds the process open. */
+/** The main thread's handle on the checkpoint thread. It holds the process open only while it closes. */
 export class SqliteCheckpointer {
   private readonly worker: Worker
   private readonly exited: Promise<void>
